@@ -1,0 +1,155 @@
+import math
+
+import pytest
+import torch
+
+from damlib import DivergenceError, config
+from damlib import memory as am
+
+
+@pytest.fixture(autouse=True)
+def float64():
+    """The memory is studied in float64, as in the paper."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+@pytest.fixture
+def problem():
+    """A small problem with d < N, so embeddings are correlated."""
+    gen = config.generator(0)
+    n, m, d = 7, 3, 4
+    E = am.sphere_embeddings(n, d, generator=gen)
+    U = am.sphere_embeddings(m, d, generator=gen)
+    p = am.zipf_frequencies(n)
+    targets = torch.arange(n) % m
+    W = torch.randn(d, d, generator=gen)
+    return E, U, p, targets, W
+
+
+def test_sphere_embeddings_unit_rows():
+    E = am.sphere_embeddings(5, 3, generator=config.generator(1))
+    assert E.shape == (5, 3) and E.dtype == torch.float64
+    torch.testing.assert_close(E.norm(dim=1), torch.ones(5))
+
+
+def test_correlated_pair():
+    E = am.correlated_pair(0.3)
+    torch.testing.assert_close(E.norm(dim=-1), torch.ones(2))
+    assert math.isclose(float(E[0] @ E[1]), 0.3)
+    batch = am.correlated_pair(torch.tensor([-0.5, 0.0, 0.95]))
+    assert batch.shape == (3, 2, 2)
+    torch.testing.assert_close((batch[:, 0] * batch[:, 1]).sum(-1), torch.tensor([-0.5, 0.0, 0.95]))
+    with pytest.raises(ValueError, match="alpha"):
+        am.correlated_pair(1.5)
+
+
+def test_frequencies():
+    torch.testing.assert_close(am.uniform_frequencies(4), torch.full((4,), 0.25))
+    p = am.zipf_frequencies(3, 1.0)
+    torch.testing.assert_close(p, torch.tensor([1, 1 / 2, 1 / 3]) / (11 / 6))
+    torch.testing.assert_close(am.zipf_frequencies(3, 0.0), am.uniform_frequencies(3))
+    with pytest.raises(ValueError, match="exponent"):
+        am.zipf_frequencies(3, -1.0)
+    with pytest.raises(ValueError, match="n must be"):
+        am.uniform_frequencies(0)
+
+
+def test_minibatch_frequencies():
+    p = am.zipf_frequencies(4)
+    rows = am.minibatch_frequencies(p, 10, 2000, generator=config.generator(0))
+    assert rows.shape == (2000, 4)
+    torch.testing.assert_close(rows.sum(1), torch.ones(2000))
+    # multiples of 1/batch_size, and unbiased
+    torch.testing.assert_close(rows * 10, (rows * 10).round())
+    assert torch.allclose(rows.mean(0), p, atol=0.02)
+    with pytest.raises(ValueError, match="p must sum to one"):
+        am.minibatch_frequencies(torch.tensor([0.5, 0.2]), 10, 5)
+
+
+def test_scores_loss_margins_against_direct(problem):
+    E, U, p, targets, W = problem
+    S = am.scores(W, E, U)
+    direct = torch.tensor([[float(E[x] @ W @ U[y]) for y in range(3)] for x in range(7)])
+    torch.testing.assert_close(S, direct)
+    ce = sum(float(p[x]) * (math.log(sum(math.exp(v) for v in direct[x])) - float(direct[x, targets[x]]))
+             for x in range(7))
+    assert math.isclose(float(am.loss(W, E, U, p, targets)), ce, rel_tol=1e-12)
+    m = am.margins(S, targets)
+    for x in range(7):
+        others = [float(direct[x, y]) for y in range(3) if y != targets[x]]
+        assert math.isclose(float(m[x]), float(direct[x, targets[x]]) - max(others), rel_tol=1e-12)
+    err = sum(float(p[x]) for x in range(7) if m[x] <= 0)
+    assert math.isclose(float(am.zero_one_loss(S, p, targets)), err, abs_tol=1e-15)
+
+
+def test_gradient_equals_autograd(problem):
+    E, U, p, targets, W = problem
+    W = W.clone().requires_grad_(True)
+    am.loss(W, E, U, p, targets).backward()
+    torch.testing.assert_close(am.gradient(W.detach(), E, U, p, targets), W.grad, rtol=0, atol=1e-14)
+
+
+def test_batched_matches_single(problem):
+    E, U, p, targets, W = problem
+    Ws = torch.stack([W, 2 * W, -W])
+    assert am.loss(Ws, E, U, p, targets).shape == (3,)
+    torch.testing.assert_close(am.gradient(Ws, E, U, p, targets)[1], am.gradient(2 * W, E, U, p, targets))
+    lrs = torch.tensor([0.1, 1.0, 3.0])
+    traj = am.descend(torch.zeros(3, 4, 4), E, U, p, targets, lr=lrs, steps=5)
+    assert traj.shape == (6, 3, 4, 4)
+    one = am.descend(torch.zeros(4, 4), E, U, p, targets, lr=1.0, steps=5)
+    torch.testing.assert_close(traj[:, 1], one)
+
+
+def test_particles_track_descent(problem):
+    """Theorem 1: the particles evolve without W and match the scores of W."""
+    E, U, p, targets, W = problem
+    alpha, beta = am.couplings(E, U)
+    rows = am.minibatch_frequencies(p, 3, 40, generator=config.generator(2))
+    for weights in (p, rows):
+        Ws = am.descend(W, E, U, weights, targets, lr=2.0, steps=40)
+        S = am.evolve_particles(am.scores(W, E, U), alpha, beta, weights, targets, lr=2.0, steps=40)
+        torch.testing.assert_close(am.scores(Ws, E, U), S, rtol=0, atol=1e-12)
+
+
+def test_one_step_decreases_loss(problem):
+    E, U, p, targets, W = problem
+    traj = am.descend(W, E, U, p, targets, lr=0.1, steps=1)
+    assert am.loss(traj[1], E, U, p, targets) < am.loss(traj[0], E, U, p, targets)
+
+
+def test_bad_input(problem):
+    E, U, p, targets, W = problem
+    with pytest.raises(ValueError, match="p must sum to one"):
+        am.loss(W, E, U, p * 2, targets)
+    with pytest.raises(ValueError, match="non-negative"):
+        am.loss(W, E, U, torch.tensor([1.5, -0.5, 0, 0, 0, 0, 0.0]), targets)
+    with pytest.raises(ValueError, match=r"p must have shape"):
+        am.loss(W, E, U, p[:3], targets)
+    with pytest.raises(ValueError, match="W must have shape"):
+        am.scores(torch.zeros(3, 4), E, U)
+    with pytest.raises(ValueError, match="targets"):
+        am.loss(W, E, U, p, targets + 5)
+    with pytest.raises(ValueError, match="targets"):
+        am.loss(W, E, U, p, targets.double())
+    with pytest.raises(ValueError, match="lr"):
+        am.descend(W, E, U, p, targets, lr=-1.0, steps=3)
+    with pytest.raises(ValueError, match="steps"):
+        am.descend(W, E, U, p, targets, lr=1.0, steps=0)
+    with pytest.raises(ValueError, match=r"p must have shape \(7,\) or \(steps, 7\)"):
+        am.descend(W, E, U, torch.full((2, 7), 1 / 7), targets, lr=1.0, steps=3)
+    alpha, beta = am.couplings(E, U)
+    with pytest.raises(ValueError, match="alpha"):
+        am.evolve_particles(am.scores(W, E, U), alpha[:3], beta, p, targets, lr=1.0, steps=3)
+
+
+def test_divergence_names_the_step(problem):
+    E, U, p, targets, W = problem
+    W = W.clone()
+    W[0, 0] = math.inf
+    with pytest.raises(DivergenceError, match="step 1") as info:
+        am.descend(W, E, U, p, targets, lr=1.0, steps=3)
+    assert info.value.step == 1
