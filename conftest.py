@@ -20,7 +20,6 @@ BOOK = Path(__file__).parent / "book"
 
 def pytest_configure(config):
     os.environ.setdefault("DAMLIB_SCALE", "ci")
-    os.environ.setdefault("MPLBACKEND", "Agg")
 
 
 def _is_notebook(path: Path) -> bool:
