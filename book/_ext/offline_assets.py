@@ -14,7 +14,7 @@ VENDOR = Path(__file__).resolve().parents[1] / "_vendor"
 MATHJAX = "mathjax/tex-mml-chtml.js"
 WIDGETS = {
     "require.js": {},
-    "html-manager/embed-amd.js": {"crossorigin": "anonymous"},
+    "html-manager/embed-amd.js": {},
 }
 
 logger = logging.getLogger(__name__)
