@@ -36,12 +36,16 @@ def sphere_embeddings(
     dtype: torch.dtype = torch.float64,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
-    """``n`` standard Gaussian vectors of ``R^d`` normalised to the unit sphere, shape ``(n, d)``."""
+    """``n`` standard Gaussian vectors of ``R^d`` normalised to the unit sphere, shape ``(n, d)``.
+
+    The draw happens on the generator's device (the CPU for :func:`damlib.generator`) and is
+    then moved to ``device``, so a seed gives the same embeddings on every device.
+    """
     checks.positive_int("n", n)
     checks.positive_int("d", d)
     g = torch.randn(n, d, generator=generator, dtype=dtype,
-                    device=generator.device if generator is not None else device)
-    return g / g.norm(dim=-1, keepdim=True)
+                    device=generator.device if generator is not None else None)
+    return (g / g.norm(dim=-1, keepdim=True)).to(device)
 
 
 def correlated_pair(alpha, *, dtype: torch.dtype = torch.float64, device=None) -> torch.Tensor:
@@ -88,8 +92,8 @@ def minibatch_frequencies(
     checks.probabilities("p", p)
     checks.positive_int("batch_size", batch_size)
     checks.positive_int("steps", steps)
-    draws = torch.multinomial(p.expand(steps, -1).cpu(), batch_size, replacement=True,
-                              generator=generator if generator is None or generator.device.type == "cpu" else None)
+    # drawn on the CPU (``generator`` must be a CPU generator), then moved to p's device
+    draws = torch.multinomial(p.expand(steps, -1).cpu(), batch_size, replacement=True, generator=generator)
     counts = torch.zeros(steps, p.shape[-1], dtype=p.dtype)
     counts.scatter_add_(1, draws, torch.ones_like(draws, dtype=p.dtype))
     return (counts / batch_size).to(p.device)
