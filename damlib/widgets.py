@@ -27,8 +27,14 @@ def two_token_problem(alpha: float, p1: float, *, dtype=torch.float64):
 def draw_plane(alpha: float, p1: float, lr: float, *, steps: int = 35, g0_range=(-1.0, 8.0),
                g1_range=(-17.0, 10.0), n: int = 60, axes=None):
     """Loss level lines, 0-1 loss shading and the GD trajectory from ``g = 0`` (left), and the
-    loss and 0-1 loss against the step (right). Returns the two axes."""
+    loss and 0-1 loss against the step (right). The window grows to hold the whole trajectory.
+    Returns the two axes."""
     E, p, targets = two_token_problem(alpha, p1)
+    path = train.plane_picture(E, p, targets, lr=lr, steps=steps, n=2)["path"][:, 0]
+    lo, hi = path.amin(0).tolist(), path.amax(0).tolist()
+    pad = [0.05 * (b - a) + 0.5 for a, b in zip(lo, hi, strict=True)]
+    g0_range = (min(g0_range[0], lo[0] - pad[0]), max(g0_range[1], hi[0] + pad[0]))
+    g1_range = (min(g1_range[0], lo[1] - pad[1]), max(g1_range[1], hi[1] + pad[1]))
     pic = train.plane_picture(E, p, targets, lr=lr, steps=steps, g0_range=g0_range,
                               g1_range=g1_range, n=n)
     if axes is None:
@@ -43,11 +49,11 @@ def draw_plane(alpha: float, p1: float, lr: float, *, steps: int = 35, g0_range=
     ax.contour(g[..., 0], g[..., 1], to_numpy(pic["loss"]), levels=20, linewidths=0.6)
     path = to_numpy(pic["path"][:, 0])
     ax.plot(path[:, 0], path[:, 1], "o-", ms=2.5, color=COLORS[1])
-    ax.set(xlabel="$g_0$", ylabel="$g_1$", title=rf"$\alpha$={alpha:.2f}, $p_1$={p1:.2f}, $\eta$={lr:g}")
+    ax.set(xlabel="$g_1$", ylabel="$g_2$", title=rf"$\alpha$={alpha:.2f}, $p_1$={p1:.2f}, $\eta$={lr:g}")
     t = np.arange(steps + 1)
     bx.plot(t, to_numpy(pic["path_loss"][:, 0]), label="loss")
     bx.plot(t, to_numpy(pic["path_zero_one"][:, 0]), label="0-1 loss")
-    bx.set(xlabel="step", yscale="log", title="training curves")
+    bx.set(xlabel="step", title="training curves")
     bx.legend()
     return axes
 
