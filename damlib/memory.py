@@ -365,3 +365,67 @@ def orthogonal_descent_loss_bound(t, p, n_classes: int, lr):
     if np.any(lr <= 0) or np.any(p <= 0) or np.any(t < 0):
         raise ValueError("lr and p must be positive and t non-negative")
     return np.log1p((n_classes - 1) / (1 + lr * p * t))
+
+
+def plane_best_zero_one(E, p, targets, *, directions: int = 3600) -> tuple[torch.Tensor, torch.Tensor]:
+    """Smallest 0-1 loss over the plane, and a direction ``g`` attaining it.
+
+    The 0-1 loss of ``g`` depends only on its direction, so it is minimised over ``directions``
+    unit vectors evenly spaced on the circle. ``E (..., N, 2)``; returns the loss ``(...)`` and
+    the unit direction ``(..., 2)``.
+    """
+    checks.shape("E", E, (None, 2))
+    checks.positive_int("directions", directions)
+    theta = torch.arange(directions, dtype=E.dtype, device=E.device) * (2 * math.pi / directions)
+    g = torch.stack([theta.cos(), theta.sin()], -1)                             # (K, 2)
+    g = g.reshape(directions, *([1] * (E.dim() - 2)), 2)                        # (K, ..., 2)
+    zo = landscape(g, E, p, targets, fields=("zero_one",))["zero_one"]          # (K, ...)
+    best, k = zo.min(0)
+    return best, g.reshape(directions, 2)[k]
+
+
+def plane_gradient_hessian(g, E, p, targets) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradient ``(..., 2)`` and Hessian ``(..., 2, 2)`` of ``g -> L((1/2) g (u_0 - u_1)^T)``.
+
+    The chain rule applied to :func:`gradient` and :func:`hessian` (``U = I_2``): with
+    ``c = (1, -1)``, ``dL/dg = (1/2) grad_W L c`` and ``d2L/dg2 = (1/4) (I kron c)^T H_W (I kron c)``.
+    """
+    U = torch.eye(2, dtype=E.dtype, device=E.device)
+    W = plane_to_matrix(g)
+    grad = matrix_to_plane(gradient(W, E, U, p, targets)) / 2
+    d = g.shape[-1]
+    H = hessian(W, E, U, p, targets).reshape(*W.shape[:-2], d, 2, d, 2)
+    c = torch.tensor([1.0, -1.0], dtype=E.dtype, device=E.device)
+    return grad, torch.einsum("...ijkl,j,l->...ik", H, c, c) / 4
+
+
+def plane_minimiser(E, p, targets, *, iterations: int = 50, g0=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Minimiser of the loss on the plane by damped Newton steps, batched over problems ``E (..., N, 2)``.
+
+    Each step solves the 2 x 2 Newton system and halves the step until the loss does not increase.
+    Returns ``g (..., 2)`` and the final gradient norm ``(...)``: a norm that is not small means no
+    finite minimiser was reached (separable data, where the loss decreases to zero at infinity).
+    """
+    checks.shape("E", E, (None, 2))
+    checks.positive_int("iterations", iterations)
+    batch = E.shape[:-2]
+    g = torch.zeros(*batch, 2, dtype=E.dtype, device=E.device) if g0 is None else g0.expand(*batch, 2).clone()
+    U = torch.eye(2, dtype=E.dtype, device=E.device)
+
+    def objective(h):
+        return loss(plane_to_matrix(h), E, U, p, targets)
+
+    for _ in range(iterations):
+        grad, H = plane_gradient_hessian(g, E, p, targets)
+        ridge = 1e-12 * torch.eye(2, dtype=E.dtype, device=E.device)
+        step = torch.linalg.solve(H + ridge, grad.unsqueeze(-1)).squeeze(-1)
+        t = torch.ones(batch, dtype=E.dtype, device=E.device)
+        current = objective(g)
+        for _ in range(30):  # backtracking, batched: shrink the step where the loss went up
+            worse = objective(g - t[..., None] * step) > current
+            if not bool(worse.any()):
+                break
+            t = torch.where(worse, t / 2, t)
+        g = g - t[..., None] * step
+    grad, _ = plane_gradient_hessian(g, E, p, targets)
+    return g, grad.norm(dim=-1)

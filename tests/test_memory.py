@@ -231,3 +231,52 @@ def test_orthogonal_descent_loss_bound():
     assert b[0] == pytest.approx(np.log(3)) and np.all(np.diff(b) < 0)
     with pytest.raises(ValueError, match="lr"):
         am.orthogonal_descent_loss_bound(1, 0.5, 3, 0.0)
+
+
+def test_plane_best_zero_one():
+    # three tokens on a line through the origin: classes 0, 1, 0 at angles 0, 90, 180 degrees
+    E = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    p = torch.tensor([0.5, 0.3, 0.2])
+    targets = torch.tensor([0, 1, 0])
+    best, g = am.plane_best_zero_one(E, p, targets, directions=360)
+    # tokens 0 and 2 are opposite with the same class: one of them is always wrong
+    assert float(best) == pytest.approx(0.2)
+    assert g.shape == (2,)
+    m = am.margins(am.scores(am.plane_to_matrix(g), E, torch.eye(2)), targets)
+    assert bool(m[0] > 0) and bool(m[1] > 0)
+    Eb = torch.stack([E, torch.tensor([[1.0, 0.0], [-1.0, 0.1], [0.6, 0.8]])])
+    bestb, gb = am.plane_best_zero_one(Eb, p, targets, directions=360)
+    assert bestb.shape == (2,) and gb.shape == (2, 2) and float(bestb[1]) == 0.0
+    with pytest.raises(ValueError, match="directions"):
+        am.plane_best_zero_one(E, p, targets, directions=0)
+
+
+def test_plane_gradient_hessian_against_autograd():
+    E = am.sphere_embeddings(5, 2, generator=config.generator(4))
+    p, targets = am.zipf_frequencies(5), torch.arange(5) % 2
+    g = torch.tensor([0.3, -1.2])
+    grad, H = am.plane_gradient_hessian(g, E, p, targets)
+
+    def f(h):
+        return am.loss(am.plane_to_matrix(h), E, torch.eye(2), p, targets)
+
+    torch.testing.assert_close(grad, torch.func.grad(f)(g))
+    torch.testing.assert_close(H, torch.autograd.functional.hessian(f, g))
+
+
+def test_plane_minimiser_finds_stationary_point_or_reports_separable():
+    E = torch.stack([am.sphere_embeddings(7, 2, generator=config.generator(s)) for s in range(6)])
+    p, targets = am.zipf_frequencies(7), torch.arange(7) % 2
+    g, gnorm = am.plane_minimiser(E, p, targets, iterations=40)
+    best, _ = am.plane_best_zero_one(E, p, targets)
+    inseparable = best > 0
+    assert bool(inseparable.any())
+    assert bool((gnorm[inseparable] < 1e-10).all())
+    # a stationary point of a convex function is its minimiser: no neighbour is lower
+    U = torch.eye(2)
+    for i in inseparable.nonzero().flatten().tolist():
+        here = am.loss(am.plane_to_matrix(g[i]), E[i], U, p, targets)
+        for dg in torch.eye(2) * 1e-3:
+            assert am.loss(am.plane_to_matrix(g[i] + dg), E[i], U, p, targets) >= here
+    with pytest.raises(ValueError, match="iterations"):
+        am.plane_minimiser(E, p, targets, iterations=0)
