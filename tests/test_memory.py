@@ -280,3 +280,15 @@ def test_plane_minimiser_finds_stationary_point_or_reports_separable():
             assert am.loss(am.plane_to_matrix(g[i] + dg), E[i], U, p, targets) >= here
     with pytest.raises(ValueError, match="iterations"):
         am.plane_minimiser(E, p, targets, iterations=0)
+
+
+def test_plane_functions_reject_bad_shapes():
+    with pytest.raises(ValueError, match="g must"):
+        am.plane_to_matrix(torch.tensor(1.0))
+    p, targets = torch.tensor([0.5, 0.5]), torch.arange(2)
+    with pytest.raises(ValueError, match="W must"):
+        am.plane_gradient_hessian(torch.zeros(3), torch.eye(2), p, targets)
+    with pytest.raises(ValueError, match="E must"):
+        am.plane_minimiser(torch.ones(2, 3), p, targets)
+    with pytest.raises(ValueError, match="E must"):
+        am.plane_best_zero_one(torch.ones(2, 3), p, targets)

@@ -165,3 +165,13 @@ def test_widgets_draw_plane_and_bad_input():
     with pytest.raises(ValueError, match="alpha"):
         widgets.two_token_problem(2.0, 0.5)
     assert widgets.plane_explorer(steps=3) is not None
+
+
+def test_first_perfect_step_bad_input():
+    E = am.correlated_pair(0.5)
+    with pytest.raises(ValueError, match="p"):
+        train.first_perfect_step(E, torch.tensor([0.7, 0.7]), torch.arange(2), lr=1.0, steps=3)
+    with pytest.raises(ValueError, match="steps"):
+        train.first_perfect_step(E, torch.tensor([0.5, 0.5]), torch.arange(2), lr=1.0, steps=0)
+    with pytest.raises(ValueError, match="lr"):
+        train.first_perfect_step(E, torch.tensor([0.5, 0.5]), torch.arange(2), lr=-2.0, steps=3)
