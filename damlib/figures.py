@@ -35,6 +35,22 @@ class PaperFigure:
 FIGURES: tuple[PaperFigure, ...] = (
     PaperFigure("gd", "Thm 1", "fig-gd-particles",
                 "Scores of W and the free particles coincide under GD and SGD"),
+    PaperFigure("gd", "Thms 2, 3", "fig-gd-orthogonal",
+                "Orthogonal embeddings: margins grow like log t, Lambert-W closed form, GD loss bound"),
+    PaperFigure("gd", "Thm 4, Prop. 5", "fig-gd-interference",
+                "Two interfering tokens: log growth, bounded orthogonal part, loss spikes"),
+    PaperFigure("gd", "Fig. 3", "fig-gd-tradeoff",
+                "Learning-rate trade-off: first step of perfect accuracy over p1, eta and alpha"),
+    PaperFigure("gd", "Fig. 1", "fig-gd-levels",
+                "Loss level lines and 0-1 loss in the two-token plane, three correlations"),
+    PaperFigure("gd", "Fig. 2", "fig-gd-spikes",
+                "Loss spikes: GD trajectories for eta = 10 and 1 drawn on the landscape"),
+    PaperFigure("gd", "Fig. 4", "fig-gd-capacity",
+                "Limited capacity (d = 2 < N): calibration gap, catastrophic forgetting under SGD"),
+    PaperFigure("gd", "Fig. 5", "fig-gd-sharpness",
+                "Hessian operator norm and sharpness along GD, with the 2/eta line"),
+    PaperFigure("gd", "Fig. 6", "fig-gd-dimension",
+                "Margins for d in {3, 5, 10} and eta in {3, 10, 20}, Zipf frequencies"),
 )
 
 

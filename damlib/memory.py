@@ -222,3 +222,214 @@ def evolve_particles(S0, alpha, beta, p, targets, *, lr, steps: int) -> torch.Te
         checks.finite(t + 1, S, "particles")
         out.append(S)
     return torch.stack(out)
+
+
+# --- Curvature -------------------------------------------------------------------------------------
+
+
+def hessian(W, E, U, p, targets) -> torch.Tensor:
+    """Closed-form Hessian of ``L`` at ``W (..., d, d')``, shape ``(..., d d', d d')``.
+
+    ``H = sum_x p(x) (e_x e_x^T) kron (U^T (diag(p_W(.|x)) - p_W(.|x) p_W(.|x)^T) U)``: the
+    covariance of the output embeddings under ``p_W(.|x)``, one Kronecker block per token.
+    Rows and columns index ``W`` flattened row-major (``W[i, j]`` is entry ``i d' + j``).
+    ``W``, ``E`` and ``p`` may carry batch axes; ``U`` may not.
+    ``targets`` only enters through the problem check: the Hessian of the cross-entropy does not
+    depend on the labels.
+    """
+    _check_problem(E, U, p, targets)
+    P = torch.softmax(scores(W, E, U), dim=-1)                                  # (..., N, M)
+    mu = P @ U                                                                  # (..., N, d')
+    second = torch.einsum("...xz,zj,zl->...xjl", P, U, U)                       # (..., N, d', d')
+    cov = second - mu.unsqueeze(-1) * mu.unsqueeze(-2)
+    H = torch.einsum("...x,...xi,...xk,...xjl->...ijkl", p, E, E, cov)
+    d, dp = W.shape[-2], W.shape[-1]
+    return H.reshape(*H.shape[:-4], d * dp, d * dp)
+
+
+def sharpness(W, E, U, p, targets) -> torch.Tensor:
+    """Operator norm (largest eigenvalue) of the Hessian of ``L`` at ``W (..., d, d')``, shape ``(...)``.
+
+    The Hessian is positive semi-definite (the loss is convex in ``W``), so its operator norm is
+    its largest eigenvalue.
+    """
+    return torch.linalg.eigvalsh(hessian(W, E, U, p, targets))[..., -1]
+
+
+# --- The two-class plane (Section 4.3 of the paper) ------------------------------------------------
+
+
+def plane_to_matrix(g: torch.Tensor) -> torch.Tensor:
+    """``W = (1/2) g (u_0 - u_1)^T`` with ``U = I_2``: ``g (..., d)`` gives ``W (..., d, 2)``.
+
+    With two classes and ``U = I_2``, the margin of token ``x`` is ``s_x e_x . g`` with
+    ``s_x = +1`` for class 0 and ``-1`` for class 1, so every statistic of the memory is a
+    function of ``g``; gradient descent started in this plane stays in it.
+    """
+    checks.shape("g", g, (None,))
+    return torch.stack([g / 2, -g / 2], dim=-1)
+
+
+def matrix_to_plane(W: torch.Tensor) -> torch.Tensor:
+    """``g = W u_0 - W u_1`` with ``U = I_2``: ``W (..., d, 2)`` gives ``g (..., d)``.
+
+    The inverse of :func:`plane_to_matrix` on the plane; off it, the component along
+    ``u_0 + u_1`` is dropped (it changes no margin).
+    """
+    checks.shape("W", W, (None, 2))
+    return W[..., 0] - W[..., 1]
+
+
+def plane_grid(g0_range, g1_range, n: int, *, dtype=torch.float64, device=None) -> torch.Tensor:
+    """An ``n x n`` grid of points ``g`` of the plane, shape ``(n, n, 2)``, indexed ``[i1, i0]``.
+
+    Row ``i1`` runs over ``g1`` and column ``i0`` over ``g0``, the layout ``contour`` expects.
+    """
+    checks.positive_int("n", n)
+    for name, (lo, hi) in (("g0_range", g0_range), ("g1_range", g1_range)):
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise ValueError(f"{name} must be an increasing pair of finite numbers, got {(lo, hi)!r}")
+    a0 = torch.linspace(g0_range[0], g0_range[1], n, dtype=dtype, device=device)
+    a1 = torch.linspace(g1_range[0], g1_range[1], n, dtype=dtype, device=device)
+    G1, G0 = torch.meshgrid(a1, a0, indexing="ij")
+    return torch.stack([G0, G1], dim=-1)
+
+
+LANDSCAPE_FIELDS = ("loss", "zero_one", "sharpness")
+
+
+def landscape(g: torch.Tensor, E, p, targets, *, fields=("loss", "zero_one")) -> dict[str, torch.Tensor]:
+    """Loss, 0-1 loss and Hessian operator norm at points ``g (..., 2)`` of the plane, each ``(...)``.
+
+    ``E (..., N, 2)`` holds the input embeddings (leading axes broadcast against those of ``g``,
+    so several problems can be drawn at once), ``U = I_2``. ``fields`` picks among
+    ``"loss"``, ``"zero_one"`` and ``"sharpness"`` (the last is the norm of the Hessian in ``W``).
+    """
+    unknown = set(fields) - set(LANDSCAPE_FIELDS)
+    if unknown:
+        raise ValueError(f"fields must be among {LANDSCAPE_FIELDS}, got {sorted(unknown)}")
+    checks.shape("E", E, (None, 2))
+    U = torch.eye(2, dtype=E.dtype, device=E.device)
+    W = plane_to_matrix(g)
+    _check_problem(E, U, p, targets)
+    S = scores(W, E, U)                                                         # (..., N, 2)
+    out = {}
+    if "loss" in fields:
+        out["loss"] = loss_from_scores(S, p, targets)
+    if "zero_one" in fields:
+        out["zero_one"] = zero_one_loss(S, p, targets)
+    if "sharpness" in fields:
+        out["sharpness"] = sharpness(W, E, U, p, targets)
+    return out
+
+
+# --- Closed forms of Section 4.1 (orthogonal embeddings) -------------------------------------------
+
+
+def orthogonal_flow_margin(t, p, n_classes: int, *, m0: float = 0.0):
+    """Margin ``m(t)`` of a token of frequency ``p`` under gradient flow, orthonormal embeddings.
+
+    With ``M`` orthonormal classes, started with all wrong scores equal (e.g. ``W_0 = 0``), the
+    margin obeys ``dm/dt = p M / (e^m + M - 1)``; integrating, ``e^m + (M-1) m = p M t + e^{m0} +
+    (M-1) m0 =: z``, inverted with the Lambert function: ``m = z/a - W(e^{z/a} / a)``, ``a = M - 1``
+    (for ``M = 2``: ``m = z - W(e^z)``, Theorem 2). ``W(e^y)`` is evaluated as the Wright omega
+    function ``omega(y)`` (scipy), which does not overflow for large ``y``, and ``m`` as the equal
+    ``log(a omega(z/a - log a))``.
+    Returns a float64 numpy array of the broadcast shape of ``t`` and ``p``.
+    """
+    import numpy as np
+    from scipy.special import wrightomega
+
+    checks.positive_int("n_classes", n_classes)
+    if n_classes < 2:
+        raise ValueError(f"n_classes must be at least 2, got {n_classes}")
+    t, p = np.asarray(t, dtype=np.float64), np.asarray(p, dtype=np.float64)
+    if np.any(t < 0) or not np.all(np.isfinite(t)):
+        raise ValueError("t must be finite and non-negative")
+    if np.any(p <= 0) or np.any(p > 1):
+        raise ValueError("p must lie in (0, 1]")
+    a = n_classes - 1
+    z = p * n_classes * t + math.exp(m0) + a * m0
+    # omega + log(omega) = y, so z/a - omega(y) = log(a omega(y)): no cancellation for large t
+    return np.log(a * np.real(wrightomega(z / a - math.log(a))))
+
+
+def orthogonal_descent_loss_bound(t, p, n_classes: int, lr):
+    """Theorem 2's bound on a token's loss after ``t`` steps of GD from ``W_0 = 0``, orthonormal embeddings.
+
+    The margin update ``m <- m + lr p M / (e^m + M - 1)`` and ``e^a >= 1 + a`` give
+    ``e^{m_t} >= 1 + lr p t`` for every learning rate, hence
+    ``-log p_W(f*(x)|x) = log(1 + (M-1) e^{-m_t}) <= log(1 + (M-1) / (1 + lr p t))``,
+    i.e. the loss decays like ``(M-1) / (lr p t)``. Numpy array of the broadcast shape.
+    """
+    import numpy as np
+
+    checks.positive_int("n_classes", n_classes)
+    t, p, lr = (np.asarray(v, dtype=np.float64) for v in (t, p, lr))
+    if np.any(lr <= 0) or np.any(p <= 0) or np.any(t < 0):
+        raise ValueError("lr and p must be positive and t non-negative")
+    return np.log1p((n_classes - 1) / (1 + lr * p * t))
+
+
+def plane_best_zero_one(E, p, targets, *, directions: int = 3600) -> tuple[torch.Tensor, torch.Tensor]:
+    """Smallest 0-1 loss over the plane, and a direction ``g`` attaining it.
+
+    The 0-1 loss of ``g`` depends only on its direction, so it is minimised over ``directions``
+    unit vectors evenly spaced on the circle. ``E (..., N, 2)``; returns the loss ``(...)`` and
+    the unit direction ``(..., 2)``.
+    """
+    checks.shape("E", E, (None, 2))
+    checks.positive_int("directions", directions)
+    theta = torch.arange(directions, dtype=E.dtype, device=E.device) * (2 * math.pi / directions)
+    g = torch.stack([theta.cos(), theta.sin()], -1)                             # (K, 2)
+    g = g.reshape(directions, *([1] * (E.dim() - 2)), 2)                        # (K, ..., 2)
+    zo = landscape(g, E, p, targets, fields=("zero_one",))["zero_one"]          # (K, ...)
+    best, k = zo.min(0)
+    return best, g.reshape(directions, 2)[k]
+
+
+def plane_gradient_hessian(g, E, p, targets) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradient ``(..., 2)`` and Hessian ``(..., 2, 2)`` of ``g -> L((1/2) g (u_0 - u_1)^T)``.
+
+    The chain rule applied to :func:`gradient` and :func:`hessian` (``U = I_2``): with
+    ``c = (1, -1)``, ``dL/dg = (1/2) grad_W L c`` and ``d2L/dg2 = (1/4) (I kron c)^T H_W (I kron c)``.
+    """
+    U = torch.eye(2, dtype=E.dtype, device=E.device)
+    W = plane_to_matrix(g)
+    grad = matrix_to_plane(gradient(W, E, U, p, targets)) / 2
+    d = g.shape[-1]
+    H = hessian(W, E, U, p, targets).reshape(*W.shape[:-2], d, 2, d, 2)
+    c = torch.tensor([1.0, -1.0], dtype=E.dtype, device=E.device)
+    return grad, torch.einsum("...ijkl,j,l->...ik", H, c, c) / 4
+
+
+def plane_minimiser(E, p, targets, *, iterations: int = 50, g0=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Minimiser of the loss on the plane by damped Newton steps, batched over problems ``E (..., N, 2)``.
+
+    Each step solves the 2 x 2 Newton system and halves the step until the loss does not increase.
+    Returns ``g (..., 2)`` and the final gradient norm ``(...)``: a norm that is not small means no
+    finite minimiser was reached (separable data, where the loss decreases to zero at infinity).
+    """
+    checks.shape("E", E, (None, 2))
+    checks.positive_int("iterations", iterations)
+    batch = E.shape[:-2]
+    g = torch.zeros(*batch, 2, dtype=E.dtype, device=E.device) if g0 is None else g0.expand(*batch, 2).clone()
+    U = torch.eye(2, dtype=E.dtype, device=E.device)
+
+    def objective(h):
+        return loss(plane_to_matrix(h), E, U, p, targets)
+
+    for _ in range(iterations):
+        grad, H = plane_gradient_hessian(g, E, p, targets)
+        ridge = 1e-12 * torch.eye(2, dtype=E.dtype, device=E.device)
+        step = torch.linalg.solve(H + ridge, grad.unsqueeze(-1)).squeeze(-1)
+        t = torch.ones(batch, dtype=E.dtype, device=E.device)
+        current = objective(g)
+        for _ in range(30):  # backtracking, batched: shrink the step where the loss went up
+            worse = objective(g - t[..., None] * step) > current
+            if not bool(worse.any()):
+                break
+            t = torch.where(worse, t / 2, t)
+        g = g - t[..., None] * step
+    grad, _ = plane_gradient_hessian(g, E, p, targets)
+    return g, grad.norm(dim=-1)

@@ -153,3 +153,142 @@ def test_divergence_names_the_step(problem):
     with pytest.raises(DivergenceError, match="step 1") as info:
         am.descend(W, E, U, p, targets, lr=1.0, steps=3)
     assert info.value.step == 1
+
+
+def test_hessian_matches_autograd(problem):
+    E, U, p, targets, W = problem
+    H = am.hessian(W, E, U, p, targets)
+    d = W.shape[0]
+    Ha = torch.autograd.functional.hessian(lambda w: am.loss(w.reshape(d, d), E, U, p, targets),
+                                           W.reshape(-1))
+    torch.testing.assert_close(H, Ha)
+    Wb = torch.stack([W, 2 * W])
+    Hb = am.hessian(Wb, E, U, p, targets)
+    assert Hb.shape == (2, d * d, d * d)
+    torch.testing.assert_close(Hb[1], am.hessian(2 * W, E, U, p, targets))
+    torch.testing.assert_close(am.sharpness(Wb, E, U, p, targets), torch.linalg.eigvalsh(Hb)[:, -1])
+    with pytest.raises(ValueError, match="p"):
+        am.hessian(W, E, U, p[:-1], targets)
+
+
+def test_plane_round_trip_and_margins():
+    g = torch.tensor([[0.3, -2.0], [1.0, 4.0]])
+    W = am.plane_to_matrix(g)
+    assert W.shape == (2, 2, 2)
+    torch.testing.assert_close(am.matrix_to_plane(W), g)
+    E = am.correlated_pair(0.5)
+    targets = torch.arange(2)
+    m = am.margins(am.scores(W, E, torch.eye(2)), targets)
+    torch.testing.assert_close(m, torch.stack([g @ E[0], -(g @ E[1])], -1))
+    with pytest.raises(ValueError, match="W"):
+        am.matrix_to_plane(torch.zeros(2, 3))
+
+
+def test_plane_grid_and_landscape():
+    g = am.plane_grid((-1, 1), (-2, 2), 5)
+    assert g.shape == (5, 5, 2)
+    torch.testing.assert_close(g[0, :, 0], torch.linspace(-1, 1, 5))
+    torch.testing.assert_close(g[:, 0, 1], torch.linspace(-2, 2, 5))
+    E, p, targets = am.correlated_pair(0.5), torch.tensor([0.75, 0.25]), torch.arange(2)
+    out = am.landscape(g, E, p, targets, fields=("loss", "zero_one", "sharpness"))
+    W = am.plane_to_matrix(g)
+    torch.testing.assert_close(out["loss"], am.loss(W, E, torch.eye(2), p, targets))
+    torch.testing.assert_close(out["sharpness"], am.sharpness(W, E, torch.eye(2), p, targets))
+    assert out["zero_one"].shape == (5, 5)
+    # several problems at once: E (B, N, 2) against g (n, n, 1, 2)
+    Eb = am.correlated_pair(torch.tensor([0.0, 0.5]))
+    outb = am.landscape(g.unsqueeze(-2), Eb, p, targets)
+    torch.testing.assert_close(outb["loss"][..., 1], out["loss"])
+    with pytest.raises(ValueError, match="fields"):
+        am.landscape(g, E, p, targets, fields=("hessian",))
+    with pytest.raises(ValueError, match="g0_range"):
+        am.plane_grid((1, -1), (0, 1), 4)
+    with pytest.raises(ValueError, match="n must"):
+        am.plane_grid((-1, 1), (0, 1), 0)
+
+
+def test_orthogonal_flow_margin_solves_the_ode():
+    import numpy as np
+
+    t = np.array([0.0, 0.5, 3.0, 50.0, 1e4, 1e9])
+    for M in (2, 5):
+        m = am.orthogonal_flow_margin(t, 0.3, M)
+        np.testing.assert_allclose(np.exp(m) + (M - 1) * m, 0.3 * M * t + 1, rtol=1e-12)
+        assert np.all(np.diff(m) > 0) and m[0] == pytest.approx(0.0, abs=1e-14)
+    assert am.orthogonal_flow_margin(100.0, 0.5, 2, m0=-1.0) < am.orthogonal_flow_margin(100.0, 0.5, 2)
+    with pytest.raises(ValueError, match="n_classes"):
+        am.orthogonal_flow_margin(1.0, 0.5, 1)
+    with pytest.raises(ValueError, match="p must"):
+        am.orthogonal_flow_margin(1.0, 0.0, 2)
+    with pytest.raises(ValueError, match="t must"):
+        am.orthogonal_flow_margin(-1.0, 0.5, 2)
+
+
+def test_orthogonal_descent_loss_bound():
+    import numpy as np
+
+    b = am.orthogonal_descent_loss_bound(np.arange(5), 0.5, 3, 2.0)
+    assert b[0] == pytest.approx(np.log(3)) and np.all(np.diff(b) < 0)
+    with pytest.raises(ValueError, match="lr"):
+        am.orthogonal_descent_loss_bound(1, 0.5, 3, 0.0)
+
+
+def test_plane_best_zero_one():
+    # three tokens on a line through the origin: classes 0, 1, 0 at angles 0, 90, 180 degrees
+    E = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    p = torch.tensor([0.5, 0.3, 0.2])
+    targets = torch.tensor([0, 1, 0])
+    best, g = am.plane_best_zero_one(E, p, targets, directions=360)
+    # tokens 0 and 2 are opposite with the same class: one of them is always wrong
+    assert float(best) == pytest.approx(0.2)
+    assert g.shape == (2,)
+    m = am.margins(am.scores(am.plane_to_matrix(g), E, torch.eye(2)), targets)
+    assert bool(m[0] > 0) and bool(m[1] > 0)
+    Eb = torch.stack([E, torch.tensor([[1.0, 0.0], [-1.0, 0.1], [0.6, 0.8]])])
+    bestb, gb = am.plane_best_zero_one(Eb, p, targets, directions=360)
+    assert bestb.shape == (2,) and gb.shape == (2, 2) and float(bestb[1]) == 0.0
+    with pytest.raises(ValueError, match="directions"):
+        am.plane_best_zero_one(E, p, targets, directions=0)
+
+
+def test_plane_gradient_hessian_against_autograd():
+    E = am.sphere_embeddings(5, 2, generator=config.generator(4))
+    p, targets = am.zipf_frequencies(5), torch.arange(5) % 2
+    g = torch.tensor([0.3, -1.2])
+    grad, H = am.plane_gradient_hessian(g, E, p, targets)
+
+    def f(h):
+        return am.loss(am.plane_to_matrix(h), E, torch.eye(2), p, targets)
+
+    torch.testing.assert_close(grad, torch.func.grad(f)(g))
+    torch.testing.assert_close(H, torch.autograd.functional.hessian(f, g))
+
+
+def test_plane_minimiser_finds_stationary_point_or_reports_separable():
+    E = torch.stack([am.sphere_embeddings(7, 2, generator=config.generator(s)) for s in range(6)])
+    p, targets = am.zipf_frequencies(7), torch.arange(7) % 2
+    g, gnorm = am.plane_minimiser(E, p, targets, iterations=40)
+    best, _ = am.plane_best_zero_one(E, p, targets)
+    inseparable = best > 0
+    assert bool(inseparable.any())
+    assert bool((gnorm[inseparable] < 1e-10).all())
+    # a stationary point of a convex function is its minimiser: no neighbour is lower
+    U = torch.eye(2)
+    for i in inseparable.nonzero().flatten().tolist():
+        here = am.loss(am.plane_to_matrix(g[i]), E[i], U, p, targets)
+        for dg in torch.eye(2) * 1e-3:
+            assert am.loss(am.plane_to_matrix(g[i] + dg), E[i], U, p, targets) >= here
+    with pytest.raises(ValueError, match="iterations"):
+        am.plane_minimiser(E, p, targets, iterations=0)
+
+
+def test_plane_functions_reject_bad_shapes():
+    with pytest.raises(ValueError, match="g must"):
+        am.plane_to_matrix(torch.tensor(1.0))
+    p, targets = torch.tensor([0.5, 0.5]), torch.arange(2)
+    with pytest.raises(ValueError, match="W must"):
+        am.plane_gradient_hessian(torch.zeros(3), torch.eye(2), p, targets)
+    with pytest.raises(ValueError, match="E must"):
+        am.plane_minimiser(torch.ones(2, 3), p, targets)
+    with pytest.raises(ValueError, match="E must"):
+        am.plane_best_zero_one(torch.ones(2, 3), p, targets)

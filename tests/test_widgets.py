@@ -1,8 +1,11 @@
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
+import torch
 from ipywidgets import Image, SelectionSlider, Stack
 
-from damlib import widgets
+from damlib import memory as am
+from damlib import train, widgets
 
 
 def _draw(a, b):
@@ -38,7 +41,48 @@ def test_live_explorer_redraws():
     assert slider.value == 2
 
 
+def test_initial_outside_grid():
+    with pytest.raises(ValueError, match="initial"):
+        widgets.live_explorer(_draw, {"a": [1, 2]}, initial={"a": 3})
+
+
 @pytest.mark.parametrize("grid", [{}, {"a": []}, [("a", [1])]])
 def test_bad_grid(grid):
     with pytest.raises(ValueError, match="grid"):
         widgets.precomputed_explorer(_draw, grid)
+
+
+def test_plane_states_match_single_runs():
+    states = widgets.plane_states([0.5, 0.95], [0.75], [1.0, 10.0], steps=6, n=9)
+    assert len(states) == 4
+    E, p, targets = widgets.two_token_problem(0.95, 0.75)
+    state = states[(0.95, 0.75, 10.0)]
+    single = train.plane_picture(E, p, targets, lr=10.0, steps=6, n=2)
+    np.testing.assert_allclose(state["path"], single["path"][:, 0].numpy(), rtol=0, atol=1e-12)
+    loss = am.landscape(torch.as_tensor(state["g"]), E, p, targets)["loss"]
+    np.testing.assert_allclose(state["loss"], loss.numpy(), rtol=1e-12)
+    # the window holds the whole trajectory
+    g = state["g"]
+    assert g[..., 0].min() <= state["path"][:, 0].min() and g[..., 1].max() >= state["path"][:, 1].max()
+    ax, bx = widgets.draw_plane(state)
+    assert len(bx.lines) == 2 and len(bx.lines[0].get_xdata()) == 7
+    plt.close("all")
+
+
+def test_plane_explorer_static_and_live():
+    box = widgets.plane_explorer([0.5], [0.6, 0.75], [1.0], steps=3, n=6)
+    assert [w.description for w in box.children[:3]] == ["alpha", "p1", "eta"]
+    live = widgets.plane_explorer([0.5], [0.6, 0.75], [1.0], steps=3, n=6, live=True)
+    live.children[1].index = 1
+    plt.close("all")
+
+
+def test_plane_bad_input():
+    with pytest.raises(ValueError, match="p1"):
+        widgets.two_token_problem(0.5, 1.0)
+    with pytest.raises(ValueError, match="alpha"):
+        widgets.two_token_problem(2.0, 0.5)
+    with pytest.raises(ValueError, match="p1s"):
+        widgets.plane_states([0.5], [0.0], [1.0])
+    with pytest.raises(ValueError, match="lrs"):
+        widgets.plane_states([0.5], [0.5], [])

@@ -1,0 +1,160 @@
+import pytest
+import torch
+
+from damlib import DivergenceError, config, train
+from damlib import memory as am
+
+
+@pytest.fixture(autouse=True)
+def float64():
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+@pytest.fixture
+def problem():
+    gen = config.generator(3)
+    n, m, d = 6, 3, 4
+    E = am.sphere_embeddings(n, d, generator=gen)
+    U = am.sphere_embeddings(m, d, generator=gen)
+    p = am.zipf_frequencies(n)
+    targets = torch.arange(n) % m
+    return E, U, p, targets
+
+
+def test_sweep_matches_memory_descend_per_run(problem):
+    E, U, p, targets = problem
+    lrs = torch.tensor([0.1, 1.0, 5.0])
+    W0 = torch.zeros(4, 4)
+    run = train.sweep(W0, E, U, p, targets, lr=lrs, steps=7, record=("W", "loss", "margins", "zero_one"))
+    assert run["W"].shape == (8, 3, 4, 4) and run["loss"].shape == (8, 3)
+    assert run["margins"].shape == (8, 3, 6)
+    for i, lr in enumerate(lrs.tolist()):
+        path = am.descend(W0, E, U, p, targets, lr=lr, steps=7)
+        torch.testing.assert_close(run["W"][:, i], path)
+        S = am.scores(path, E, U)
+        torch.testing.assert_close(run["loss"][:, i], am.loss_from_scores(S, p, targets))
+        torch.testing.assert_close(run["margins"][:, i], am.margins(S, targets))
+        torch.testing.assert_close(run["zero_one"][:, i], am.zero_one_loss(S, p, targets))
+    torch.testing.assert_close(run.W, run["W"][-1])
+
+
+def test_sweep_batched_embeddings_and_frequencies_and_padding(problem):
+    E, U, p, targets = problem
+    # two problems: E and a copy padded with zero columns (d = 4 -> 6); same scores, same runs
+    Ep = torch.cat([E, torch.zeros(6, 2)], -1)
+    Up = torch.cat([U, torch.zeros(3, 2)], -1)
+    p2 = torch.stack([p, am.uniform_frequencies(6)])
+    run = train.sweep(torch.zeros(6, 6), Ep, Up, p2, targets, lr=2.0, steps=5, record=("scores",))
+    for i in range(2):
+        S = am.scores(am.descend(torch.zeros(4, 4), E, U, p2[i], targets, lr=2.0, steps=5), E, U)
+        torch.testing.assert_close(run["scores"][:, i], S)
+
+
+def test_sweep_records_only_requested_steps(problem):
+    E, U, p, targets = problem
+    run = train.sweep(torch.zeros(4, 4), E, U, p, targets, lr=1.0, steps=20, record=("loss",),
+                      at=[0, 5, 20, 5])
+    assert run.steps.tolist() == [0, 5, 20] and run["loss"].shape == (3,)
+    full = train.sweep(torch.zeros(4, 4), E, U, p, targets, lr=1.0, steps=20)
+    torch.testing.assert_close(run["loss"], full["loss"][[0, 5, 20]])
+
+
+def test_first_perfect_step_is_first_step_with_all_margins_positive():
+    E = am.correlated_pair(torch.tensor([0.5, 0.9, 1.0]))
+    p = torch.tensor([0.8, 0.2])
+    targets = torch.arange(2)
+    first = train.first_perfect_step(E, p, targets, lr=torch.tensor([1.0, 1.0, 1.0]), steps=300)
+    for i in range(3):
+        S = am.scores(am.descend(torch.zeros(2, 2), E[i], torch.eye(2), p, targets, lr=1.0, steps=300),
+                      E[i], torch.eye(2))
+        ok = (am.margins(S, targets) > 0).all(-1)
+        expected = int(ok.nonzero()[0]) if ok.any() else -1
+        assert int(first[i]) == expected
+    assert int(first[2]) == -1  # alpha = 1: identical embeddings, opposite classes
+
+
+def test_sweep_sgd_uses_minibatches_and_true_loss(problem):
+    E, U, p, targets = problem
+    gen = config.generator(0)
+    run = train.sweep(torch.zeros(4, 4), E, U, p, targets, lr=torch.tensor([0.5, 0.5]), steps=30,
+                      record=("W", "loss"), batch_size=3, generator=gen)
+    # the two runs share lr and start but draw different batches
+    assert not torch.allclose(run["W"][-1, 0], run["W"][-1, 1])
+    S = am.scores(run["W"], E, U)
+    torch.testing.assert_close(run["loss"], am.loss_from_scores(S, p, targets))
+    again = train.sweep(torch.zeros(4, 4), E, U, p, targets, lr=torch.tensor([0.5, 0.5]), steps=30,
+                        record=("W",), batch_size=3, generator=config.generator(0))
+    torch.testing.assert_close(again["W"], run["W"])
+
+
+def test_sweep_sharpness_matches_memory(problem):
+    E, U, p, targets = problem
+    run = train.sweep(torch.zeros(4, 4), E, U, p, targets, lr=1.0, steps=3, record=("W", "sharpness"))
+    torch.testing.assert_close(run["sharpness"], am.sharpness(run["W"], E, U, p, targets))
+
+
+def test_sweep_divergence_raises_with_step(problem):
+    E, U, p, targets = problem
+    with pytest.raises(DivergenceError) as err:
+        train.sweep(torch.full((4, 4), float("nan")), E, U, p, targets, lr=1.0, steps=3, record=())
+    assert err.value.step == 1
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (dict(lr=-1.0), "lr"),
+        (dict(lr=float("inf")), "lr"),
+        (dict(steps=0), "steps"),
+        (dict(record=("loss", "nope")), "record"),
+        (dict(record="loss"), "record"),
+        (dict(at=[0, 99]), "at"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(p=torch.tensor([0.5, 0.5, 0.1, 0, 0, 0])), "p"),
+        (dict(targets=torch.tensor([0, 1, 2, 3, 0, 1])), "targets"),
+        (dict(W0=torch.zeros(3, 4)), "W0"),
+        (dict(lr=torch.ones(5)), "broadcast"),
+    ],
+)
+def test_sweep_bad_input(problem, change, match):
+    E, U, p, targets = problem
+    kwargs = dict(W0=torch.zeros(4, 4), E=E, U=U, p=p, targets=targets, lr=1.0, steps=3)
+    kwargs.update(change)
+    if "lr" in change and isinstance(change["lr"], torch.Tensor):
+        kwargs["W0"] = torch.zeros(2, 4, 4)
+    with pytest.raises(ValueError, match=match):
+        train.sweep(kwargs.pop("W0"), kwargs.pop("E"), kwargs.pop("U"), kwargs.pop("p"),
+                    kwargs.pop("targets"), **kwargs)
+
+
+def test_plane_picture_matches_plane_descent():
+    E = am.correlated_pair(0.95)
+    p = torch.tensor([0.75, 0.25])
+    targets = torch.arange(2)
+    out = train.plane_picture(E, p, targets, lr=torch.tensor([10.0, 1.0]), steps=12, n=9,
+                              g0_range=(-1, 8), g1_range=(-17, 10), fields=("loss", "zero_one", "sharpness"))
+    assert out["g"].shape == (9, 9, 2) and out["loss"].shape == (9, 9) and out["sharpness"].shape == (9, 9)
+    assert out["path"].shape == (13, 2, 2) and out["path_loss"].shape == (13, 2)
+    # GD on W restricted to the plane is GD on g with twice the step
+    g = torch.zeros(2)
+    for _ in range(12):
+        m = torch.stack([E[0] @ g, -(E[1] @ g)])
+        g = g + 2 * 10.0 * (p[0] * torch.sigmoid(-m[0]) * E[0] - p[1] * torch.sigmoid(-m[1]) * E[1])
+    torch.testing.assert_close(out["path"][-1, 0], g)
+    W = am.plane_to_matrix(out["g"])
+    torch.testing.assert_close(out["loss"], am.loss(W, E, torch.eye(2), p, targets))
+    with pytest.raises(ValueError, match="E"):
+        train.plane_picture(torch.ones(2, 3), p, targets, lr=1.0, steps=2)
+
+
+def test_first_perfect_step_bad_input():
+    E = am.correlated_pair(0.5)
+    with pytest.raises(ValueError, match="p"):
+        train.first_perfect_step(E, torch.tensor([0.7, 0.7]), torch.arange(2), lr=1.0, steps=3)
+    with pytest.raises(ValueError, match="steps"):
+        train.first_perfect_step(E, torch.tensor([0.5, 0.5]), torch.arange(2), lr=1.0, steps=0)
+    with pytest.raises(ValueError, match="lr"):
+        train.first_perfect_step(E, torch.tensor([0.5, 0.5]), torch.arange(2), lr=-2.0, steps=3)
