@@ -22,7 +22,8 @@ The model (``d`` = embedding dimension, ``T`` = sequence length)
         logits_t = U x2_t
 
     ``W_V1, W_O1, W_V2`` and the unembedding ``U (V, d)`` are frozen, with entries uniform on
-    ``[-1/sqrt(d), 1/sqrt(d)]`` (torch's default for a linear layer); the trained matrices are ``W_K1``, ``W_K2`` and ``W_O2`` (each ``(d, d)``).
+    ``[-1/sqrt(d), 1/sqrt(d)]`` (torch's default for a linear layer); the trained matrices are
+    ``W_K1``, ``W_K2`` and ``W_O2`` (each ``(d, d)``).
 
 Every trained matrix carries a leading run axis ``R`` (one entry per learning rate of a sweep):
 ``params`` maps ``"WK1"``, ``"WK2"``, ``"WO2"`` to tensors of shape ``(R, d, d)``, and one
@@ -194,7 +195,8 @@ def init_frozen(vocab_size: int, d: int, length: int, *, generator: torch.Genera
     return Frozen(E=E, P=P, WV1=WV1, WO1=WO1, WV2=WV2, U=_uniform((vocab_size, d), b, generator, dtype))
 
 
-def init_params(frozen: Frozen, runs: int, *, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+def init_params(frozen: Frozen, runs: int, *,
+                generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
     """Trainable matrices ``(runs, d, d)``, the same for every run: uniform on ``[-1/sqrt(d), 1/sqrt(d)]``
     (torch's default) when a generator is given, zero otherwise."""
     checks.positive_int("runs", runs)
@@ -208,7 +210,9 @@ def init_params(frozen: Frozen, runs: int, *, generator: torch.Generator | None 
 
 
 def _outer_memory(keys_left: torch.Tensor, keys_right: torch.Tensor, strength: float) -> torch.Tensor:
-    """``strength * sqrt(d) * sum_i a_i b_i^T / (|a_i|^2 |b_i|^2)``: score ``a_i^T W b_i / sqrt(d)`` near ``strength``."""
+    """``strength * sqrt(d) * sum_i a_i b_i^T / (|a_i|^2 |b_i|^2)``.
+
+    The score ``a_i^T W b_i / sqrt(d)`` of each stored pair is then near ``strength``."""
     d = keys_left.shape[-1]
     a = keys_left / keys_left.pow(2).sum(-1, keepdim=True)
     b = keys_right / keys_right.pow(2).sum(-1, keepdim=True)
@@ -230,7 +234,8 @@ def induction_keys(frozen: Frozen, triggers: torch.Tensor, strength: float) -> d
 
 def _check_params(frozen: Frozen, params: dict[str, torch.Tensor]) -> int:
     if not isinstance(params, dict) or set(params) != set(TRAINABLE):
-        raise ValueError(f"params must map exactly {TRAINABLE} to tensors, got {sorted(params) if isinstance(params, dict) else params!r}")
+        got = sorted(params) if isinstance(params, dict) else params
+        raise ValueError(f"params must map exactly {TRAINABLE} to tensors, got {got!r}")
     runs = None
     for name in TRAINABLE:
         checks.shape(f"params[{name!r}]", params[name], (frozen.d, frozen.d))
@@ -261,7 +266,8 @@ def forward(frozen: Frozen, params: dict[str, torch.Tensor], tokens: torch.Tenso
         queries = pos.expand(B, T)
     elif (queries.dtype != torch.long or queries.dim() != 2 or queries.shape[0] != B
           or bool((queries < 0).any()) or bool((queries >= T).any())):
-        raise ValueError(f"queries must be a long tensor (B={B}, L) of positions in [0, {T}), got {queries!r}")
+        raise ValueError(f"queries must be a long tensor (B={B}, L) of positions in [0, {T}), "
+                         f"got {queries!r}")
     scale = 1 / math.sqrt(frozen.d)
     E, P = frozen.E, frozen.P[:T]
     x = E[tokens] + P                                                              # (B, T, d)
@@ -343,7 +349,8 @@ def loss_and_gradient(frozen: Frozen, params: dict[str, torch.Tensor], seqs: Seq
     grads = {n: torch.zeros_like(params[n]) for n in trained}
     for part in _chunks(len(seqs), chunk):
         piece = _loss_sum(frozen, leaves, seqs[part]) / total
-        for name, g in zip(trained, torch.autograd.grad(piece.sum(), [leaves[n] for n in trained])):
+        parts = torch.autograd.grad(piece.sum(), [leaves[n] for n in trained])
+        for name, g in zip(trained, parts, strict=True):
             grads[name] += g
         loss += piece.detach()
     return loss, grads
@@ -417,7 +424,8 @@ def association_margins(W: torch.Tensor, left: torch.Tensor, right: torch.Tensor
     S = scale * (left @ W @ right.T)                                               # (..., n, m)
     if allowed is not None:
         if allowed.shape != (n, m) or allowed.dtype != torch.bool:
-            raise ValueError(f"allowed must be a bool tensor of shape ({n}, {m}), got {allowed.dtype} {tuple(allowed.shape)}")
+            raise ValueError(f"allowed must be a bool tensor of shape ({n}, {m}), "
+                             f"got {allowed.dtype} {tuple(allowed.shape)}")
         competitors = allowed.clone()
         competitors[torch.arange(n), correct] = False
         if not bool(competitors.any(-1).all()):
@@ -429,7 +437,9 @@ def association_margins(W: torch.Tensor, left: torch.Tensor, right: torch.Tensor
 
 
 def output_margins(frozen: Frozen, WO2: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """Margins ``(..., n)`` of ``W_O2`` for tokens ``(n,)``: input ``W_V2 e_k``, classes ``u_j``, right class ``k``.
+    """Margins ``(..., n)`` of ``W_O2`` for tokens ``(n,)``.
+
+    Input ``W_V2 e_k``, classes ``u_j``, right class ``k``.
 
     ``s_kj = u_j^T W_O2 W_V2 e_k``: copying token ``k`` writes its own unembedding.
     """
@@ -438,7 +448,9 @@ def output_margins(frozen: Frozen, WO2: torch.Tensor, tokens: torch.Tensor) -> t
 
 
 def induction_margins(frozen: Frozen, WK2: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """Margins ``(..., n)`` of ``W_K2`` for query tokens ``(n,)``: ``s_kj = e_k^T W_K2 W_O1 W_V1 e_j / sqrt(d)``, right key ``k``.
+    """Margins ``(..., n)`` of ``W_K2`` for query tokens ``(n,)``.
+
+    Scores ``s_kj = e_k^T W_K2 W_O1 W_V1 e_j / sqrt(d)``, right key ``k``.
 
     The key ``W_O1 W_V1 e_j`` is what the first layer writes at the position after token ``j``.
     """

@@ -57,7 +57,7 @@ def count(folder: Path) -> dict:
         ids = [index[c] for c in kept]
         for i in ids:
             unigram[i] += 1
-        for a, b in zip(ids, ids[1:]):
+        for a, b in zip(ids[:-1], ids[1:], strict=True):
             bigram[a][b] += 1
     return {
         "source": (f"Character counts of {len(files)} Shakespeare texts ({folder.name}/*.txt), made by "

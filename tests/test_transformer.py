@@ -105,7 +105,8 @@ def test_sample_sequences(task):
     # same seed, same sequences; other seed, others
     again = tf.sample_sequences(task, 200, 50, generator=damlib.generator(3))
     assert torch.equal(again.tokens, seqs.tokens)
-    assert not torch.equal(tf.sample_sequences(task, 200, 50, generator=damlib.generator(4)).tokens, seqs.tokens)
+    other = tf.sample_sequences(task, 200, 50, generator=damlib.generator(4))
+    assert not torch.equal(other.tokens, seqs.tokens)
 
 
 def test_sampling_follows_the_bigram(task):
@@ -202,19 +203,19 @@ def test_loss_and_gradient_match_autograd(small):
     ref, _ = reference_loss(frozen, leaves, seqs)
     assert torch.allclose(loss, ref.detach(), atol=1e-12, rtol=0)
     auto = torch.autograd.grad(ref.sum(), [leaves[k] for k in tf.TRAINABLE])
-    for name, g in zip(tf.TRAINABLE, auto):
+    for name, g in zip(tf.TRAINABLE, auto, strict=True):
         assert torch.allclose(grads[name], g, atol=1e-12, rtol=0), name
 
 
 @pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-13), (torch.float32, 1e-5)])
 def test_chunked_gradient_equals_one_shot(task, dtype, tol):
     gen = damlib.generator(7)
-    seqs = tf.sample_sequences(task, 37, 24, generator=gen)
+    seqs = tf.sample_sequences(task, 21, 24, generator=gen)
     frozen = tf.init_frozen(65, 8, 24, generator=gen, dtype=dtype)
     params = tf.init_params(frozen, 2, generator=gen)
     params = {k: v + 0.3 * torch.randn(v.shape, generator=gen, dtype=dtype) for k, v in params.items()}
     loss, grads = tf.loss_and_gradient(frozen, params, seqs)
-    for chunk in (1, 5, 16):
+    for chunk in (2, 5, 16):
         loss_c, grads_c = tf.loss_and_gradient(frozen, params, seqs, chunk=chunk)
         assert torch.allclose(loss_c, loss, rtol=tol, atol=0)
         for name in tf.TRAINABLE:
@@ -261,7 +262,8 @@ def test_train_runs_are_independent(small):
             assert torch.allclose(final_r[k][0], final[k][r], atol=1e-11)
     assert hist["loss"][-1, 0] < hist["loss"][0, 0]  # the smallest step size descends
     frozen_keys, _ = tf.train(frozen, params, seqs, lr=1.0, steps=2, trained=("WO2",), progress=False)
-    assert torch.equal(frozen_keys["WK1"], params["WK1"]) and not torch.equal(frozen_keys["WO2"], params["WO2"])
+    assert torch.equal(frozen_keys["WK1"], params["WK1"])
+    assert not torch.equal(frozen_keys["WO2"], params["WO2"])
 
 
 def test_train_rejects_bad_input_and_divergence(small):
@@ -297,7 +299,8 @@ def test_association_margins_by_hand():
     assert m.tolist() == [1.0, -0.5]
     # restricting the competitors, and a batch of memories with a scale
     allowed = torch.tensor([[True, True, False], [True, True, False]])
-    assert tf.association_margins(W, left, right, torch.tensor([0, 1]), allowed=allowed).tolist() == [2.0, 5.0]
+    m = tf.association_margins(W, left, right, torch.tensor([0, 1]), allowed=allowed)
+    assert m.tolist() == [2.0, 5.0]
     batch = torch.stack([W, 2 * W])
     assert tf.association_margins(batch, left, right, torch.tensor([0, 1]), scale=0.5).tolist() == [
         [0.5, -0.25], [1.0, -0.5]]
@@ -315,7 +318,8 @@ def test_model_margins_by_hand():
     WO2[1, 0] = 1.5                                      # token 0 writes u_1 more than u_0
     assert tf.output_margins(frozen, WO2, tokens).tolist() == [-0.5, 1.0, 1.0, 1.0, 1.0]
     WK2 = 3 * math.sqrt(d) * eye
-    assert torch.allclose(tf.induction_margins(frozen, WK2, torch.tensor([0, 3])), torch.full((2,), 3.0, dtype=F64))
+    m = tf.induction_margins(frozen, WK2, torch.tensor([0, 3]))
+    assert torch.allclose(m, torch.full((2,), 3.0, dtype=F64))
     shift = sum(torch.outer(eye[5 + t], eye[5 + t - 1]) for t in range(1, 5))
     m = tf.previous_token_margins(frozen, 2 * math.sqrt(d) * shift, torch.arange(1, 5))
     assert torch.allclose(m, torch.full((4,), 2.0, dtype=F64))
