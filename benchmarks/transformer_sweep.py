@@ -1,0 +1,60 @@
+"""Speed of one full-batch gradient step of the induction-head transformer (damlib.transformer).
+
+Compares, in one run and on one device:
+  * a batched learning-rate sweep (R runs on a leading axis) against R single runs in a loop;
+  * the gradient accumulated over chunks against the one-shot gradient.
+Prints seconds per step and the ratios. Usage: python benchmarks/transformer_sweep.py [--d 64 --T 32 --n 1024]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from tqdm.auto import tqdm
+
+import damlib
+from damlib import transformer as tf
+
+
+def seconds(fn, repeat: int) -> float:
+    fn()  # warm-up
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in tqdm(range(repeat), leave=False):
+        fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / repeat
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--d", type=int, default=64)
+    parser.add_argument("--T", type=int, default=32)
+    parser.add_argument("--n", type=int, default=1024)
+    parser.add_argument("--runs", type=int, default=4)
+    parser.add_argument("--chunk", type=int, default=256)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    dev = damlib.device()
+    gen = damlib.generator(0, dev)
+    task = tf.make_task(5)
+    seqs = tf.sample_sequences(task, args.n, args.T, generator=gen)
+    frozen = tf.init_frozen(65, args.d, args.T, generator=gen)
+    params = tf.init_params(frozen, args.runs, generator=gen)
+    singles = [{k: v[r:r + 1] for k, v in params.items()} for r in range(args.runs)]
+
+    batched = seconds(lambda: tf.loss_and_gradient(frozen, params, seqs), args.repeat)
+    looped = seconds(lambda: [tf.loss_and_gradient(frozen, p, seqs) for p in singles], args.repeat)
+    chunked = seconds(lambda: tf.loss_and_gradient(frozen, params, seqs, chunk=args.chunk), args.repeat)
+    print(f"device={dev} d={args.d} T={args.T} n={args.n} runs={args.runs} threads={torch.get_num_threads()}")
+    print(f"batched sweep  {batched:.3f} s/step")
+    print(f"looped runs    {looped:.3f} s/step   (looped / batched = {looped / batched:.2f})")
+    print(f"chunks of {args.chunk:<4} {chunked:.3f} s/step   (chunked / one-shot = {chunked / batched:.2f})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,471 @@
+"""The induction-head task and the two-layer attention-only transformer of Bietti et al. (2023).
+
+Section 5.3 and Appendix D of Cabannes, Simsek and Bietti (2024) train this model and read its
+three trained matrices as associative memories.
+
+The task
+    Sequences of characters (vocabulary of V = 65) follow a bigram model estimated from
+    Shakespeare, except after the ``k`` trigger tokens ``q_1..q_k`` (fixed, by default the ``k``
+    most frequent characters): each occurrence of ``q_j`` is followed by the sequence's own output
+    token ``o_j``, drawn uniformly from the vocabulary for every sequence. The loss is the
+    cross-entropy of the next token at the positions of a trigger that has occurred before in the
+    sequence (the output token from its second occurrence on): only there can it be predicted, by
+    copying.
+
+The model (``d`` = embedding dimension, ``T`` = sequence length)
+    ``x_t = e_{z_t} + p_t`` with frozen token embeddings ``E (V, d)`` and positional embeddings
+    ``P (T, d)``, both N(0, 1). Two single-head causal attention layers with identity queries and
+    ``1/sqrt(d)`` scaling, no MLP, residual connections::
+
+        x1_t = x_t  + W_O1 W_V1 sum_s softmax_s(x_t^T W_K1 x_s / sqrt d) x_s
+        x2_t = x1_t + W_O2 W_V2 sum_s softmax_s(x1_t^T W_K2 x1_s / sqrt d) x1_s
+        logits_t = U x2_t
+
+    ``W_V1, W_O1, W_V2`` and the unembedding ``U (V, d)`` are frozen, with entries uniform on
+    ``[-1/sqrt(d), 1/sqrt(d)]`` (torch's default for a linear layer); the trained matrices are
+    ``W_K1``, ``W_K2`` and ``W_O2`` (each ``(d, d)``).
+
+Every trained matrix carries a leading run axis ``R`` (one entry per learning rate of a sweep):
+``params`` maps ``"WK1"``, ``"WK2"``, ``"WO2"`` to tensors of shape ``(R, d, d)``, and one
+training step of all runs is one batched tensor program. Sequences are shared by the runs.
+The full-batch gradient is accumulated exactly over chunks of sequences, so a batch that does not
+fit in memory at once gives the same gradient (see :func:`loss_and_gradient`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from . import checks
+from .data import CharTable, load_shakespeare_table
+from .memory import margins as _row_margins
+
+TRAINABLE = ("WK1", "WK2", "WO2")
+
+
+# --- the task -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Task:
+    """The sequence model: ``unigram (V,)`` law of the first token, ``transition (V, V)`` bigram
+    law (row ``a``: law of the token after ``a``), ``triggers (k,)`` token ids, ``vocab`` string."""
+
+    unigram: torch.Tensor
+    transition: torch.Tensor
+    triggers: torch.Tensor
+    vocab: str
+
+
+def make_task(k: int = 5, table: CharTable | None = None, *, triggers=None) -> Task:
+    """The task built from a character table (default: the Shakespeare table of ``damlib``).
+
+    ``triggers`` (a string of characters or a sequence of ids) defaults to the ``k`` most
+    frequent characters. A character never followed by another in the table gets the unigram
+    law as its next-token law. Probabilities are float64.
+    """
+    table = load_shakespeare_table() if table is None else table
+    v = len(table.vocab)
+    unigram = table.unigram.double()
+    if float(unigram.sum()) <= 0:
+        raise ValueError("table must hold positive unigram counts")
+    unigram = unigram / unigram.sum()
+    rows = table.bigram.double()
+    totals = rows.sum(-1, keepdim=True)
+    transition = torch.where(totals > 0, rows / totals.clamp_min(1), unigram)
+    if triggers is None:
+        checks.positive_int("k", k)
+        if k >= v:
+            raise ValueError(f"k must be smaller than the vocabulary ({v}), got {k}")
+        trig = unigram.argsort(descending=True, stable=True)[:k]
+    else:
+        trig = table.encode(triggers) if isinstance(triggers, str) else torch.as_tensor(triggers)
+        trig = trig.long().flatten()
+        if trig.numel() == 0 or len(set(trig.tolist())) != trig.numel():
+            raise ValueError(f"triggers must be distinct tokens, got {trig.tolist()}")
+        if bool((trig < 0).any()) or bool((trig >= v).any()):
+            raise ValueError(f"triggers must be token ids in [0, {v}), got {trig.tolist()}")
+    return Task(unigram, transition, trig, table.vocab)
+
+
+@dataclass(frozen=True)
+class Sequences:
+    """Sampled sequences: ``tokens (n, T)`` model inputs, ``targets (n, T)`` the next tokens,
+    ``mask (n, T)`` bool, the positions where the loss is taken, ``outputs (n, k)`` each
+    sequence's output tokens (``outputs[i, j]`` follows trigger ``j`` in sequence ``i``)."""
+
+    tokens: torch.Tensor
+    targets: torch.Tensor
+    mask: torch.Tensor
+    outputs: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.tokens.shape[0]
+
+    def to(self, device) -> Sequences:
+        """The same sequences on ``device``."""
+        return Sequences(*(t.to(device) for t in (self.tokens, self.targets, self.mask, self.outputs)))
+
+    def __getitem__(self, index) -> Sequences:
+        """A slice of the sequences (``index`` over the first axis)."""
+        return Sequences(self.tokens[index], self.targets[index], self.mask[index], self.outputs[index])
+
+
+def loss_mask(tokens: torch.Tensor, triggers: torch.Tensor) -> torch.Tensor:
+    """Positions ``(n, T)`` holding a trigger that already occurred earlier in its sequence."""
+    mask = torch.zeros_like(tokens, dtype=torch.bool)
+    for q in triggers.tolist():  # k is small (5): one pass per trigger
+        hit = tokens == q
+        mask |= hit & (hit.cumsum(-1) >= 2)
+    return mask
+
+
+def sample_sequences(task: Task, n: int, length: int, *, generator: torch.Generator) -> Sequences:
+    """Draw ``n`` sequences of ``length`` inputs (``length + 1`` tokens) from the task.
+
+    The first token follows the unigram law; after a trigger comes the sequence's output token,
+    after any other token the bigram law. Output tokens are uniform over the vocabulary, one per
+    trigger and sequence. Sampling is vectorised over sequences (a loop over positions) and runs
+    on the generator's device.
+    """
+    checks.positive_int("n", n)
+    checks.positive_int("length", length)
+    if length < 2:
+        raise ValueError(f"length must be at least 2, got {length}")
+    dev = generator.device
+    v, k = task.transition.shape[0], task.triggers.numel()
+    cdf = task.transition.to(dev).cumsum(-1)
+    cdf[:, -1] = 1.0  # guard against round-off in the last bin
+    slot = torch.full((v,), -1, dtype=torch.long, device=dev)
+    slot[task.triggers.to(dev)] = torch.arange(k, device=dev)
+    outputs = torch.randint(v, (n, k), generator=generator, device=dev)
+    first = torch.multinomial(task.unigram.to(dev), n, replacement=True, generator=generator)
+    seq = torch.empty(n, length + 1, dtype=torch.long, device=dev)
+    seq[:, 0] = first
+    uniform = torch.rand(length, n, 1, generator=generator, device=dev, dtype=cdf.dtype)
+    for t in range(length):
+        prev = seq[:, t]
+        drawn = torch.searchsorted(cdf[prev], uniform[t]).squeeze(-1).clamp_max(v - 1)
+        j = slot[prev]
+        copied = outputs.gather(1, j.clamp_min(0).unsqueeze(-1)).squeeze(-1)
+        seq[:, t + 1] = torch.where(j >= 0, copied, drawn)
+    tokens, targets = seq[:, :-1], seq[:, 1:]
+    return Sequences(tokens.contiguous(), targets.contiguous(), loss_mask(tokens, task.triggers.to(dev)),
+                     outputs)
+
+
+# --- the model ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Frozen:
+    """The frozen parts of the model: ``E (V, d)`` token and ``P (T, d)`` positional embeddings,
+    value/output matrices ``WV1, WO1, WV2 (d, d)``, unembedding ``U (V, d)``."""
+
+    E: torch.Tensor
+    P: torch.Tensor
+    WV1: torch.Tensor
+    WO1: torch.Tensor
+    WV2: torch.Tensor
+    U: torch.Tensor
+
+    @property
+    def d(self) -> int:
+        return self.E.shape[1]
+
+
+def _uniform(shape, bound, generator, dtype):
+    u = torch.rand(*shape, generator=generator, device=generator.device, dtype=dtype)
+    return bound * (2 * u - 1)
+
+
+def init_frozen(vocab_size: int, d: int, length: int, *, generator: torch.Generator,
+                dtype: torch.dtype = torch.float32) -> Frozen:
+    """Random frozen parts on the generator's device: embeddings N(0, 1); value, output and
+    unembedding matrices uniform on ``[-1/sqrt(d), 1/sqrt(d)]`` (torch's default for a linear
+    layer, as in the code of Bietti et al. 2023)."""
+    for name, value in (("vocab_size", vocab_size), ("d", d), ("length", length)):
+        checks.positive_int(name, value)
+    dev, b = generator.device, 1 / math.sqrt(d)
+    E = torch.randn(vocab_size, d, generator=generator, device=dev, dtype=dtype)
+    P = torch.randn(length, d, generator=generator, device=dev, dtype=dtype)
+    WV1, WO1, WV2 = (_uniform((d, d), b, generator, dtype) for _ in range(3))
+    return Frozen(E=E, P=P, WV1=WV1, WO1=WO1, WV2=WV2, U=_uniform((vocab_size, d), b, generator, dtype))
+
+
+def init_params(frozen: Frozen, runs: int, *,
+                generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """Trainable matrices ``(runs, d, d)``, the same for every run: uniform on ``[-1/sqrt(d), 1/sqrt(d)]``
+    (torch's default) when a generator is given, zero otherwise."""
+    checks.positive_int("runs", runs)
+    d, dtype = frozen.d, frozen.E.dtype
+    out = {}
+    for name in TRAINABLE:
+        W = (torch.zeros(d, d, dtype=dtype, device=frozen.E.device) if generator is None
+             else _uniform((d, d), 1 / math.sqrt(d), generator, dtype).to(frozen.E.device))
+        out[name] = W.expand(runs, d, d).clone()
+    return out
+
+
+def _outer_memory(keys_left: torch.Tensor, keys_right: torch.Tensor, strength: float) -> torch.Tensor:
+    """``strength * sqrt(d) * sum_i a_i b_i^T / (|a_i|^2 |b_i|^2)``.
+
+    The score ``a_i^T W b_i / sqrt(d)`` of each stored pair is then near ``strength``."""
+    d = keys_left.shape[-1]
+    a = keys_left / keys_left.pow(2).sum(-1, keepdim=True)
+    b = keys_right / keys_right.pow(2).sum(-1, keepdim=True)
+    return strength * math.sqrt(d) * a.transpose(-1, -2) @ b
+
+
+def induction_keys(frozen: Frozen, triggers: torch.Tensor, strength: float) -> dict[str, torch.Tensor]:
+    """Hand-built key memories of the induction head (Bietti et al. 2023), ``(d, d)`` each.
+
+    ``W_K1 ~ sum_t p_t p_{t-1}^T`` (previous-token head) and ``W_K2 ~ sum_q e_q (W_O1 W_V1 e_q)^T``
+    over the triggers ``q`` (matching head), scaled so that the right attention score is about
+    ``strength``.
+    """
+    checks.positive("strength", strength)
+    P, E = frozen.P, frozen.E
+    return {"WK1": _outer_memory(P[1:], P[:-1], strength),
+            "WK2": _outer_memory(E[triggers], E[triggers] @ (frozen.WO1 @ frozen.WV1).T, strength)}
+
+
+def _check_params(frozen: Frozen, params: dict[str, torch.Tensor]) -> int:
+    if not isinstance(params, dict) or set(params) != set(TRAINABLE):
+        got = sorted(params) if isinstance(params, dict) else params
+        raise ValueError(f"params must map exactly {TRAINABLE} to tensors, got {got!r}")
+    runs = None
+    for name in TRAINABLE:
+        checks.shape(f"params[{name!r}]", params[name], (frozen.d, frozen.d))
+        if params[name].dim() != 3 or (runs is not None and params[name].shape[0] != runs):
+            raise ValueError(f"params[{name!r}] must have shape (R, {frozen.d}, {frozen.d}) with one R "
+                             f"for all three, got {tuple(params[name].shape)}")
+        runs = params[name].shape[0]
+    return runs
+
+
+def forward(frozen: Frozen, params: dict[str, torch.Tensor], tokens: torch.Tensor,
+            queries: torch.Tensor | None = None) -> torch.Tensor:
+    """Logits ``(R, B, L, V)`` of every run for token ids ``tokens (B, T)`` at the positions
+    ``queries (B, L)`` of each sequence (default: all ``T`` positions).
+
+    Layer 1 runs at every position (the second layer reads all of them); layer 2 only at the
+    queried ones. The layer-1 scores ``x_t^T W_K1 x_s`` split into token-token, token-position,
+    position-token and position-position tables (``(V + T)^2`` entries), gathered per pair.
+    """
+    _check_params(frozen, params)
+    if not isinstance(tokens, torch.Tensor) or tokens.dim() != 2 or tokens.dtype != torch.long:
+        raise ValueError(f"tokens must be a long tensor of shape (B, T), got {tokens!r}")
+    B, T = tokens.shape
+    if T > frozen.P.shape[0]:
+        raise ValueError(f"tokens has {T} positions, more than the {frozen.P.shape[0]} positional embeddings")
+    pos = torch.arange(T, device=tokens.device)
+    if queries is None:
+        queries = pos.expand(B, T)
+    elif (queries.dtype != torch.long or queries.dim() != 2 or queries.shape[0] != B
+          or bool((queries < 0).any()) or bool((queries >= T).any())):
+        raise ValueError(f"queries must be a long tensor (B={B}, L) of positions in [0, {T}), "
+                         f"got {queries!r}")
+    scale = 1 / math.sqrt(frozen.d)
+    E, P = frozen.E, frozen.P[:T]
+    x = E[tokens] + P                                                              # (B, T, d)
+
+    # layer 1: scores[r, b, t, s] = x_t^T W_K1 x_s / sqrt(d), from four tables
+    EW, PW = E @ params["WK1"], P @ params["WK1"]                                  # (R, V, d), (R, T, d)
+    zq, zk = tokens[:, :, None], tokens[:, None, :]
+    s1 = ((EW @ E.T)[:, zq, zk] + (EW @ P.T)[:, zq, pos] + (PW @ E.T)[:, pos[:, None], zk]
+          + (PW @ P.T)[:, None]) * scale                                           # (R, B, T, T)
+    future = pos[None, :] > pos[:, None]
+    a1 = torch.softmax(s1.masked_fill(future, -math.inf), dim=-1)
+    x1 = x + a1 @ (x @ (frozen.WO1 @ frozen.WV1).T)                                # (R, B, T, d)
+
+    # layer 2 at the queried positions only
+    q = x1[:, torch.arange(B, device=tokens.device)[:, None], queries]            # (R, B, L, d)
+    s2 = (q @ params["WK2"].unsqueeze(1)) @ x1.transpose(-1, -2) * scale                       # (R, B, L, T)
+    a2 = torch.softmax(s2.masked_fill(pos > queries[:, :, None], -math.inf), dim=-1)
+    x2 = q + (a2 @ x1) @ frozen.WV2.T @ params["WO2"].transpose(-1, -2).unsqueeze(1)
+    return x2 @ frozen.U.T
+
+
+def loss_positions(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loss positions of each sequence, padded: ``queries (B, L)`` and ``valid (B, L)`` bool,
+    with ``L`` the largest count in a sequence (padding points at position 0 and is not valid)."""
+    T = mask.shape[-1]
+    pos = torch.arange(T, device=mask.device)
+    L = max(int(mask.sum(-1).max()), 1)
+    order = torch.where(mask, pos, T).sort(dim=-1).values[:, :L]
+    valid = order < T
+    return torch.where(valid, order, 0), valid
+
+
+def _losses(frozen, params, seqs: Sequences):
+    """Cross-entropy and correctness at the loss positions, ``(R, B, L)`` each, zero at padding."""
+    queries, valid = loss_positions(seqs.mask)
+    logits = forward(frozen, params, seqs.tokens, queries)                          # (R, B, L, V)
+    target = seqs.targets.gather(1, queries)                                        # (B, L)
+    logp = torch.log_softmax(logits, dim=-1)
+    ce = -logp.gather(-1, target.expand(logp.shape[:-1]).unsqueeze(-1)).squeeze(-1)
+    right = logits.argmax(-1) == target
+    return ce * valid, right & valid
+
+
+def _loss_sum(frozen, params, seqs: Sequences) -> torch.Tensor:
+    """Sum over loss positions of the cross-entropy, ``(R,)``."""
+    return _losses(frozen, params, seqs)[0].sum((-1, -2))
+
+
+def _chunks(n: int, chunk: int | None):
+    chunk = n if chunk is None else checks.positive_int("chunk", chunk)
+    return [slice(i, min(i + chunk, n)) for i in range(0, n, chunk)]
+
+
+def _check_seqs(seqs: Sequences) -> int:
+    if not isinstance(seqs, Sequences):
+        raise ValueError(f"seqs must be Sequences, got {type(seqs).__name__}")
+    total = int(seqs.mask.sum())
+    if total == 0:
+        raise ValueError("seqs has no loss positions (no trigger occurs twice): use longer or more sequences")
+    return total
+
+
+def loss_and_gradient(frozen: Frozen, params: dict[str, torch.Tensor], seqs: Sequences, *,
+                      trained=TRAINABLE, chunk: int | None = None):
+    """Full-batch loss ``(R,)`` (mean cross-entropy over all loss positions) and its gradient.
+
+    The gradient (a dict over ``trained``, each ``(R, d, d)``) is accumulated over chunks of
+    ``chunk`` sequences: each chunk contributes the gradient of its summed loss divided by the
+    total number of loss positions, so the sum is the exact full-batch gradient whatever the
+    chunk size (up to float round-off).
+    """
+    _check_params(frozen, params)
+    trained = tuple(trained)
+    if not trained or any(name not in TRAINABLE for name in trained):
+        raise ValueError(f"trained must be a non-empty subset of {TRAINABLE}, got {trained!r}")
+    total = _check_seqs(seqs)
+    leaves = {n: p.detach().requires_grad_(n in trained) for n, p in params.items()}
+    loss = torch.zeros(params["WO2"].shape[0], dtype=params["WO2"].dtype, device=params["WO2"].device)
+    grads = {n: torch.zeros_like(params[n]) for n in trained}
+    for part in _chunks(len(seqs), chunk):
+        piece = _loss_sum(frozen, leaves, seqs[part]) / total
+        parts = torch.autograd.grad(piece.sum(), [leaves[n] for n in trained])
+        for name, g in zip(trained, parts, strict=True):
+            grads[name] += g
+        loss += piece.detach()
+    return loss, grads
+
+
+@torch.no_grad()
+def evaluate(frozen: Frozen, params: dict[str, torch.Tensor], seqs: Sequences, *, chunk: int | None = None):
+    """Loss ``(R,)`` (mean cross-entropy) and accuracy ``(R,)`` (argmax = target) at the loss positions."""
+    _check_params(frozen, params)
+    total = _check_seqs(seqs)
+    runs = params["WO2"].shape[0]
+    loss = torch.zeros(runs, dtype=torch.float64, device=params["WO2"].device)
+    right = torch.zeros_like(loss)
+    for part in _chunks(len(seqs), chunk):
+        ce, ok = _losses(frozen, params, seqs[part])
+        loss += ce.sum((-1, -2)).double()
+        right += ok.sum((-1, -2)).double()
+    return loss / total, right / total
+
+
+def train(frozen: Frozen, params: dict[str, torch.Tensor], seqs: Sequences, *, lr, steps: int,
+          trained=TRAINABLE, chunk: int | None = None, record=None, progress: bool = True):
+    """Full-batch gradient descent of a batch of runs, one learning rate per run.
+
+    ``lr``: a float or a tensor ``(R,)``. ``record(params)`` (optional) returns a dict of tensors
+    measured before every step and after the last one. Returns ``(params, history)``: the final
+    matrices and a dict with ``"loss"`` ``(steps + 1, R)`` and each recorded quantity stacked along
+    a first axis of length ``steps + 1``. A non-finite loss raises ``DivergenceError(step)``.
+    """
+    runs = _check_params(frozen, params)
+    checks.positive_int("steps", steps)
+    lr = torch.as_tensor(lr, dtype=params["WO2"].dtype, device=params["WO2"].device).flatten()
+    if lr.numel() == 1:
+        lr = lr.expand(runs)
+    if lr.numel() != runs or not bool(torch.isfinite(lr).all()) or bool((lr <= 0).any()):
+        raise ValueError(f"lr must be one positive learning rate or one per run ({runs}), got {lr.tolist()}")
+    params = {n: p.detach().clone() for n, p in params.items()}
+    history: dict[str, list] = {"loss": []}
+    for step in tqdm(range(steps + 1), desc="GD steps", disable=not progress, leave=False):
+        loss, grads = loss_and_gradient(frozen, params, seqs, trained=trained, chunk=chunk)
+        checks.finite(step, loss, "loss")
+        history["loss"].append(loss)
+        if record is not None:
+            for key, value in record(params).items():
+                history.setdefault(key, []).append(value.detach())
+        if step < steps:
+            for name, g in grads.items():
+                params[name] -= lr[:, None, None] * g
+                checks.finite(step + 1, params[name], name)
+    return params, {key: torch.stack(values) for key, values in history.items()}
+
+
+# --- associative-memory margins ----------------------------------------------------------------
+
+def association_margins(W: torch.Tensor, left: torch.Tensor, right: torch.Tensor, correct: torch.Tensor,
+                        *, allowed: torch.Tensor | None = None, scale: float = 1.0) -> torch.Tensor:
+    """Margins of a memory ``W (..., d, d)`` read through embeddings.
+
+    Item ``i`` has the scores ``s_ij = scale * left_i^T W right_j`` (``left (n, d)``, ``right
+    (m, d)``); its margin is ``s_{i, correct_i} - max_{j != correct_i, allowed_ij} s_ij``, shape
+    ``(..., n)``. ``allowed (n, m)`` bool restricts the competitors (default: all).
+    """
+    checks.shape("W", W, (left.shape[-1], right.shape[-1]))
+    checks.shape("left", left, (None, W.shape[-2]))
+    checks.shape("right", right, (None, W.shape[-1]))
+    n, m = left.shape[0], right.shape[0]
+    if not isinstance(correct, torch.Tensor) or correct.dtype != torch.long or correct.shape != (n,):
+        raise ValueError(f"correct must be a long tensor of shape ({n},), got {correct!r}")
+    if bool((correct < 0).any()) or bool((correct >= m).any()):
+        raise ValueError(f"correct must hold indices in [0, {m}), got {correct.tolist()}")
+    S = scale * (left @ W @ right.T)                                               # (..., n, m)
+    if allowed is not None:
+        if allowed.shape != (n, m) or allowed.dtype != torch.bool:
+            raise ValueError(f"allowed must be a bool tensor of shape ({n}, {m}), "
+                             f"got {allowed.dtype} {tuple(allowed.shape)}")
+        competitors = allowed.clone()
+        competitors[torch.arange(n), correct] = False
+        if not bool(competitors.any(-1).all()):
+            raise ValueError("allowed must leave at least one wrong competitor for every item")
+        keep = competitors.clone()
+        keep[torch.arange(n), correct] = True
+        S = S.masked_fill(~keep, -math.inf)
+    return _row_margins(S, correct)
+
+
+def output_margins(frozen: Frozen, WO2: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Margins ``(..., n)`` of ``W_O2`` for tokens ``(n,)``.
+
+    Input ``W_V2 e_k``, classes ``u_j``, right class ``k``.
+
+    ``s_kj = u_j^T W_O2 W_V2 e_k``: copying token ``k`` writes its own unembedding.
+    """
+    inputs = frozen.E[tokens] @ frozen.WV2.T                                       # (n, d) rows W_V2 e_k
+    return association_margins(WO2.transpose(-1, -2), inputs, frozen.U, tokens)
+
+
+def induction_margins(frozen: Frozen, WK2: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Margins ``(..., n)`` of ``W_K2`` for query tokens ``(n,)``.
+
+    Scores ``s_kj = e_k^T W_K2 W_O1 W_V1 e_j / sqrt(d)``, right key ``k``.
+
+    The key ``W_O1 W_V1 e_j`` is what the first layer writes at the position after token ``j``.
+    """
+    keys = frozen.E @ (frozen.WO1 @ frozen.WV1).T                                  # (V, d)
+    return association_margins(WK2, frozen.E[tokens], keys, tokens, scale=1 / math.sqrt(frozen.d))
+
+
+def previous_token_margins(frozen: Frozen, WK1: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Margins ``(..., n)`` of ``W_K1`` for query positions ``t`` (``(n,)``, each at least 1):
+    ``s_ts = p_t^T W_K1 p_s / sqrt(d)`` over the visible keys ``s <= t``, right key ``t - 1``."""
+    T = frozen.P.shape[0]
+    if not isinstance(positions, torch.Tensor) or positions.dtype != torch.long or positions.dim() != 1:
+        raise ValueError(f"positions must be a 1-d long tensor, got {positions!r}")
+    if bool((positions < 1).any()) or bool((positions >= T).any()):
+        raise ValueError(f"positions must lie in [1, {T}), got {positions.tolist()}")
+    allowed = torch.arange(T, device=positions.device) <= positions[:, None]      # causal mask (n, T)
+    return association_margins(WK1, frozen.P[positions], frozen.P, positions - 1,
+                               allowed=allowed, scale=1 / math.sqrt(frozen.d))
