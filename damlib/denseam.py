@@ -593,7 +593,29 @@ def best_lr(history: History) -> float:
     return float(history.lrs[int(torch.argmin(final))])
 
 
+def optimal_lr(history: History) -> float:
+    """The minimiser of the seed-averaged final loss over the base learning rate, refined between grid
+    points by a parabola through the log-loss at the best grid point and its two neighbours (log-lr axis).
+
+    The grid minimum itself is returned at the edge of the grid or when a neighbour diverged.
+    """
+    final = history.final.mean(-1).double()
+    lr = history.lrs.double().log()
+    if not bool(torch.isfinite(final).any()):
+        raise ValueError("every run of history diverged: no optimal learning rate")
+    final = torch.where(torch.isfinite(final), final, torch.full_like(final, float("inf")))
+    i = int(torch.argmin(final))
+    if 0 < i < len(final) - 1 and bool(torch.isfinite(final[i - 1:i + 2]).all()):
+        y, x = final[i - 1:i + 2].log(), lr[i - 1:i + 2]
+        a = ((y[2] - y[1]) / (x[2] - x[1]) - (y[1] - y[0]) / (x[1] - x[0])) / (x[2] - x[0])
+        if a > 0:
+            slope = (y[2] - y[0]) / (x[2] - x[0]) - a * (x[0] + x[2] - 2 * x[1])
+            x_star = x[1] - slope / (2 * a)
+            return float(x_star.clamp(x[0], x[2]).exp())
+    return float(lr[i].exp())
+
+
 def transfer_factor(histories: Sequence[History]) -> float:
-    """``max / min`` over sizes of the best base learning rate: 1 means perfect transfer."""
-    best = [best_lr(h) for h in histories]
+    """``max / min`` over sizes of the optimal base learning rate (:func:`optimal_lr`): 1 is perfect."""
+    best = [optimal_lr(h) for h in histories]
     return max(best) / min(best)

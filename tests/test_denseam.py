@@ -226,6 +226,19 @@ def test_first_updates_and_transfer_factor():
     assert dm.best_lr(h) == pytest.approx(0.1) and dm.transfer_factor([h, h2]) == pytest.approx(10.0)
 
 
+def test_optimal_lr_refines_a_parabola():
+    setup = dm.proportional(4)
+    lrs = torch.logspace(-3, 0, 7, dtype=torch.float64)
+    x_star = math.log(0.0123)
+    loss = torch.exp(0.3 * (lrs.log() - x_star) ** 2 + 1.0)      # log-loss is a parabola in log lr
+    h = dm.History(setup, lrs, torch.tensor([0]), loss[None, :, None])
+    assert dm.optimal_lr(h) == pytest.approx(0.0123, rel=1e-6)
+    loss[-2:] = float("inf")
+    dead = dm.History(setup, lrs, torch.tensor([0]), torch.full((1, 7, 1), float("inf")))
+    with pytest.raises(ValueError, match="diverged"):
+        dm.optimal_lr(dead)
+
+
 def test_data_stream_shapes():
     setup = dm.proportional(4)
     gen = torch.Generator().manual_seed(0)
