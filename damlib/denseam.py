@@ -292,6 +292,34 @@ DEFAULTS = Defaults()
 
 
 @dataclass(frozen=True)
+class Grid:
+    """The sweep grid shared by the hpt chapters at the current run scale (see :func:`grid`)."""
+
+    sizes: list[int]          # proportional regime: D (= K = B)
+    widths: list[int]         # K-only regime: K at D = DEFAULTS.k_only_d
+    n_lr: int                 # learning rates per sweep, log-spaced
+    steps: int
+    seeds: int
+    lr_decades: dict[str, tuple[float, float]] = field(
+        default_factory=lambda: {"sgd": (-3.0, 0.0), "adam": (-4.0, -0.5)})
+
+    def lrs(self, optimizer: str) -> torch.Tensor:
+        """The base learning rates of a sweep with ``optimizer``: ``n_lr`` points, log-spaced."""
+        lo, hi = self.lr_decades[_choice("optimizer", optimizer, OPTIMIZERS)]
+        return torch.logspace(lo, hi, self.n_lr)
+
+
+def grid() -> Grid:
+    """Sizes, learning-rate grid, steps and seeds of the hpt chapters at the run scale (all chosen: the
+    paper's captions do not give them; ``paper`` follows the sizes its text names)."""
+    from .config import by_scale
+    return Grid(sizes=by_scale(ci=[16, 32, 64], book=[16, 32, 64, 128], paper=[64, 128, 256, 512, 1024]),
+                widths=by_scale(ci=[32, 64, 128], book=[32, 64, 128, 256, 512], paper=[64, 256, 1024, 4096]),
+                n_lr=by_scale(ci=11, book=13, paper=17), steps=by_scale(ci=200, book=500, paper=3000),
+                seeds=by_scale(ci=2, book=3, paper=5))
+
+
+@dataclass(frozen=True)
 class Setup:
     """One model size and training recipe; :meth:`scales` applies the Table 1 row."""
 
@@ -384,7 +412,8 @@ class History:
 
     ``loss``: MSE per coordinate (the paper's loss divided by D) on the fixed evaluation set;
     ``stats``: the extra statistics asked for (``gram`` gives ``gram1``, ``gram2``; ``k_eff``;
-    ``update``: RMS entry of the effective weight step). ``diverged[lr, seed]`` is the step at which a
+    ``update``: RMS entry of the effective weight step ``C Delta W``; ``hidden``: RMS pre-activation;
+    ``dout``: RMS change of the outputs over the last step). ``diverged[lr, seed]`` is the step at which a
     run diverged (``-1``: never). ``steps`` holds the step number of each log point.
     """
 
@@ -451,6 +480,7 @@ class Sweep:
         self.died = torch.full((self.R,), -1, dtype=torch.long, device=dev)
         self.t = 0
         self.last_update: torch.Tensor | None = None
+        self._stash: torch.Tensor | None = None   # outputs before the last step, for the "dout" statistic
 
     def _forward(self, x: torch.Tensor, params: Params | None = None):
         s, sc = self.setup, self.setup.scales()
@@ -508,8 +538,11 @@ class Sweep:
                                  else torch.zeros(self.R, device=a.device))
             elif name == "hidden":
                 out["hidden"] = h.pow(2).mean((-1, -2)).sqrt()
+            elif name == "dout":
+                prev = self._stash if self._stash is not None else x_hat
+                out["dout"] = (x_hat - prev).pow(2).mean((-1, -2)).sqrt()
             else:
-                raise ValueError(f"stats must be among gram, k_eff, update, hidden; got {name!r}")
+                raise ValueError(f"stats must be among gram, k_eff, update, hidden, dout; got {name!r}")
         dead = ~self.alive
         for v in out.values():
             v[dead] = float("inf") if v is out["loss"] else float("nan")
@@ -533,6 +566,9 @@ class Sweep:
                                                 desc=f"D={self.setup.D} K={self.setup.K}", leave=False)):
             if i >= steps:
                 break
+            if "dout" in stats and ((self.t + 1) % log_every == 0 or i == steps - 1):
+                with torch.no_grad():
+                    self._stash = self._forward(self.per_run(self.eval_noisy))[0]
             self.step(clean, noisy)
             if diverged == "raise" and not bool(self.alive.all()):
                 raise checks.DivergenceError(int(self.died.max()), "loss")

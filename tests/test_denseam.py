@@ -183,10 +183,11 @@ def test_batched_sweep_equals_one_by_one(opt_name, activation, centred):
 def test_sweep_masks_or_raises_on_divergence():
     setup = dm.proportional(8, activation="linear")
     hist = dm.sweep(setup, [0.01, 1e3], seeds=2, steps=30, dtype=torch.float64, device="cpu", progress=False,
-                    stats=("gram", "update", "hidden"))
+                    stats=("gram", "update", "hidden", "dout"))
     assert torch.isfinite(hist.final[0]).all() and torch.isinf(hist.final[1]).all()
     assert (hist.diverged[1] > 0).all() and (hist.diverged[0] == -1).all()
-    assert set(hist.stats) == {"gram1", "gram2", "update", "hidden"}
+    assert set(hist.stats) == {"gram1", "gram2", "update", "hidden", "dout"}
+    assert (hist.stats["dout"][0] == 0).all() and (hist.stats["dout"][1:, 0] > 0).all()
     assert dm.best_lr(hist) == pytest.approx(0.01)
     sw = dm.Sweep(setup, [1e3], 1, dtype=torch.float64, device="cpu")
     with pytest.raises(DivergenceError) as err:
@@ -247,3 +248,11 @@ def test_data_stream_shapes():
     assert clean.shape == noisy.shape == (3, setup.B, setup.D)
     # every clean point is a row of its own data set
     assert all(any(torch.equal(row, d) for d in data[s]) for s in range(3) for row in clean[s])
+
+
+def test_grid(monkeypatch):
+    monkeypatch.setenv("DAMLIB_SCALE", "ci")
+    g = dm.grid()
+    assert g.lrs("sgd").shape == (g.n_lr,) and float(g.lrs("adam")[0]) == pytest.approx(1e-4)
+    with pytest.raises(ValueError, match="optimizer"):
+        g.lrs("rmsprop")
