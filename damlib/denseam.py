@@ -314,7 +314,8 @@ def grid() -> Grid:
     paper's captions do not give them; ``paper`` follows the sizes its text names)."""
     from .config import by_scale
     return Grid(sizes=by_scale(ci=[16, 32, 64], book=[16, 32, 64, 128], paper=[64, 128, 256, 512, 1024]),
-                widths=by_scale(ci=[32, 64, 128], book=[32, 64, 128, 256, 512], paper=[64, 256, 1024, 4096]),
+                widths=by_scale(ci=[64, 128, 256], book=[32, 64, 128, 256, 512, 1024],
+                                paper=[64, 256, 1024, 4096, 16384]),
                 n_lr=by_scale(ci=11, book=13, paper=17), steps=by_scale(ci=200, book=500, paper=3000),
                 seeds=by_scale(ci=2, book=3, paper=5))
 
