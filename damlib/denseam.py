@@ -488,6 +488,15 @@ class Sweep:
         return forward(params or self.params, x, s_in=sc.s_in, s_out=sc.s_out, activation=s.activation,
                        p=s.p, centred=s.centred)
 
+    @torch.no_grad()
+    def denoise(self, x: torch.Tensor, iterations: int = 1) -> torch.Tensor:
+        """Apply each run's trained denoiser ``iterations`` times to ``x (R, B, D)`` or ``(B, D)``:
+        ``x <- x_hat(x)``, the discrete energy descent of the paper's Eq. (3.5). Returns ``(R, B, D)``."""
+        checks.positive_int("iterations", iterations)
+        for _ in range(iterations):
+            x = self._forward(x)[0]
+        return x
+
     def per_run(self, x_seeded: torch.Tensor) -> torch.Tensor:
         """Broadcast a per-seed tensor ``(S, ...)`` to the runs ``(R, ...)``."""
         return x_seeded[self.seed_of_run]
@@ -621,6 +630,21 @@ def first_updates(setup: Setup, lr: float, *, seeds: int = 4, steps: int = 1, se
         out["output"].append((x1 - x0).pow(2).mean((-1, -2)).sqrt())
         x0, h0 = x1, h1
     return {k: torch.stack(v).cpu() for k, v in out.items()}
+
+
+def coarse_mnist(images: torch.Tensor, s: int) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """MNIST images ``(n, 784)`` coarse-grained by ``s x s`` block averaging (``D = (28/s)^2``), each pixel
+    centred over the data set, then divided by one number so that the mean square per coordinate is 1.
+
+    Returns ``(x (n, D), mean (D,), rms)``; pixels are recovered as ``x * rms + mean``.
+    """
+    from .data import coarse_grain
+    x = coarse_grain(images, s)
+    mean = x.mean(0)
+    rms = float((x - mean).pow(2).mean().sqrt())
+    if rms == 0:
+        raise ValueError("images are all equal: nothing to normalise")
+    return (x - mean) / rms, mean, rms
 
 
 def best_lr(history: History) -> float:

@@ -256,3 +256,22 @@ def test_grid(monkeypatch):
     assert g.lrs("sgd").shape == (g.n_lr,) and float(g.lrs("adam")[0]) == pytest.approx(1e-4)
     with pytest.raises(ValueError, match="optimizer"):
         g.lrs("rmsprop")
+
+
+def test_denoise_and_coarse_mnist():
+    setup = dm.proportional(4)
+    sw = dm.Sweep(setup, [0.01, 0.02], 1, dtype=torch.float64, device="cpu")
+    x = torch.randn(3, 4, dtype=torch.float64)
+    once = sw.denoise(x)
+    torch.testing.assert_close(once, sw._forward(x)[0])
+    torch.testing.assert_close(sw.denoise(x, 2), sw._forward(once)[0])
+    with pytest.raises(ValueError, match="iterations"):
+        sw.denoise(x, 0)
+    images = torch.rand(10, 784, generator=torch.Generator().manual_seed(0))
+    xs, mean, rms = dm.coarse_mnist(images, 4)
+    assert xs.shape == (10, 49) and mean.shape == (49,)
+    assert xs.pow(2).mean().item() == pytest.approx(1.0) and xs.mean(0).abs().max() < 1e-5
+    from damlib.data import coarse_grain
+    torch.testing.assert_close(xs * rms + mean, coarse_grain(images, 4))
+    with pytest.raises(ValueError, match="s"):
+        dm.coarse_mnist(images, 5)
