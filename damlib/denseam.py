@@ -493,6 +493,7 @@ class Sweep:
         """Apply each run's trained denoiser ``iterations`` times to ``x (R, B, D)`` or ``(B, D)``:
         ``x <- x_hat(x)``, the discrete energy descent of the paper's Eq. (3.5). Returns ``(R, B, D)``."""
         checks.positive_int("iterations", iterations)
+        x = x.to(self.params.W)
         for _ in range(iterations):
             x = self._forward(x)[0]
         return x
