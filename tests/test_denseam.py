@@ -1,0 +1,277 @@
+import math
+
+import pytest
+import torch
+
+from damlib import DivergenceError
+from damlib import denseam as dm
+
+
+def _params(R=3, K=5, D=4, seed=0, dtype=torch.float64):
+    return dm.init_params(R, K, D, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+def test_monomial_and_table_rows():
+    m = dm.Monomial.of(2.0, D=-0.5, B=1)
+    assert m({"D": 16, "K": 3, "B": 8, "N": 1}) == pytest.approx(2.0 * 8 / 4)
+    assert str(dm.Monomial.of()) == "1"
+    with pytest.raises(ValueError, match="exponents"):
+        dm.Monomial.of(X=1)
+    dims = dict(D=64, K=128, B=32, N=256)
+    sc = dm.parameterisation("proportional", "relu", "sgd").scales(**dims)
+    assert (sc.s_in, sc.s_out, sc.lr_W, sc.lr_b, sc.lr_c) == pytest.approx((1 / 8, 128**-0.5, 32, 1, 1))
+    lin = dm.parameterisation("proportional", "linear", "sgd")
+    assert lin is dm.parameterisation("proportional", "relu", "sgd")
+    sc = dm.parameterisation("k_only", "relu", "sgd").scales(**dims)
+    assert (sc.s_out, sc.lr_W, sc.lr_b) == pytest.approx((1 / 128, 128, 128))
+    sc = dm.parameterisation("proportional", "softmax", "adam").scales(**dims)
+    assert (sc.s_out, sc.lr_W, sc.lr_b) == pytest.approx((8.0, 1.0, 0.0))
+    assert dm.parameterisation("k_only", "relu", "adam").scales(**dims).lr_W == 1
+    assert dm.parameterisation("proportional", "softmax", "sgd").source.startswith("not in Table 1")
+    assert dm.parameterisation("proportional", "relu", "sgd", naive=True).scales(**dims).lr_W == 1
+    for key, row in dm.TABLE1.items():
+        assert row.s_in({"D": 4, "K": 1, "B": 1, "N": 1}) == 0.5, key
+
+
+def test_parameterisation_bad_input():
+    with pytest.raises(ValueError, match="regime"):
+        dm.parameterisation("width", "relu", "sgd")
+    with pytest.raises(ValueError, match="activation"):
+        dm.parameterisation("proportional", "tanh", "sgd")
+    with pytest.raises(ValueError, match="optimizer"):
+        dm.parameterisation("proportional", "relu", "lbfgs")
+    with pytest.raises(ValueError, match="K"):
+        dm.TABLE1[("proportional", "elementwise", "sgd")].scales(D=4, K=0, B=1, N=1)
+
+
+def test_relu_power_norm_unit_second_moment():
+    z = torch.randn(400_000, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    for p in (1, 2, 3.5):
+        phi = dm.activate(z, "relu", p)
+        assert phi.pow(2).mean().item() == pytest.approx(1.0, rel=0.03)
+    assert dm.relu_power_norm(1) == pytest.approx(math.sqrt(0.5))
+    with pytest.raises(ValueError, match="p"):
+        dm.relu_power_norm(0)
+
+
+def test_activations_and_centre():
+    h = torch.randn(2, 3, 6, dtype=torch.float64)
+    torch.testing.assert_close(dm.activate(h, "linear"), h)
+    torch.testing.assert_close(dm.activate(h, "softmax").sum(-1), torch.ones(2, 3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="activation"):
+        dm.activate(h, "gelu")
+    W = torch.randn(2, 5, 4, dtype=torch.float64)
+    C = torch.eye(5, dtype=torch.float64) - torch.ones(5, 5, dtype=torch.float64) / 5
+    torch.testing.assert_close(dm.centre(W), C @ W)
+    with pytest.raises(ValueError, match="W"):
+        dm.centre(torch.ones(3))
+
+
+@pytest.mark.parametrize("centred", [False, True])
+@pytest.mark.parametrize("activation", ["linear", "relu", "softmax"])
+def test_forward_matches_direct_formula(activation, centred):
+    pr = _params()
+    pr.b.normal_()
+    pr.c.normal_()
+    x = torch.randn(3, 7, 4, dtype=torch.float64)
+    x_hat, h, a = dm.forward(pr, x, s_in=0.5, s_out=0.3, activation=activation, p=2.0, centred=centred)
+    assert x_hat.shape == (3, 7, 4) and h.shape == a.shape == (3, 7, 5)
+    for r in range(3):
+        W = pr.W[r]
+        Wc = (torch.eye(5, dtype=W.dtype) - 1 / 5) @ W if centred else W
+        hr = 0.5 * x[r] @ Wc.T + pr.b[r]
+        ar = {"linear": hr, "relu": torch.relu(hr) ** 2 / dm.relu_power_norm(2),
+              "softmax": torch.softmax(hr, -1)}[activation]
+        torch.testing.assert_close(x_hat[r], 0.3 * ar @ Wc + pr.c[r])
+    # shared inputs (B, D) broadcast over runs
+    x_hat2, _, _ = dm.forward(pr, x[0], s_in=0.5, s_out=0.3, activation=activation, centred=centred)
+    x_hat1, _, _ = dm.forward(pr, x[0].expand(3, 7, 4), s_in=0.5, s_out=0.3, activation=activation,
+                              centred=centred)
+    torch.testing.assert_close(x_hat2, x_hat1)
+
+
+def test_forward_bad_input():
+    pr = _params()
+    with pytest.raises(ValueError, match="x"):
+        dm.forward(pr, torch.randn(7, 3, dtype=torch.float64), s_in=1, s_out=1)
+    with pytest.raises(ValueError, match="x"):
+        dm.forward(pr, torch.randn(2, 7, 4, dtype=torch.float64), s_in=1, s_out=1)
+    with pytest.raises(ValueError, match="runs"):
+        dm.init_params(0, 3, 3)
+
+
+def test_centred_gradient_is_projected_and_loss_invariant():
+    """App. B.5: the centred loss is invariant under W -> W + 1 v^T, its gradient lies in range(C)."""
+    pr = _params(R=1)
+    x = torch.randn(1, 6, 4, dtype=torch.float64)
+    W = pr.W.clone().requires_grad_(True)
+    x_hat, _, _ = dm.forward(dm.Params(W, pr.b, pr.c), x + 0.1, s_in=0.5, s_out=0.4, activation="relu")
+    loss = dm.mse(x_hat, x).sum()
+    (g,) = torch.autograd.grad(loss, W)
+    torch.testing.assert_close(g.sum(-2), torch.zeros(1, 4, dtype=torch.float64))
+    shifted = dm.Params(pr.W + torch.randn(1, 1, 4, dtype=torch.float64), pr.b, pr.c)
+    x_hat2, _, _ = dm.forward(shifted, x + 0.1, s_in=0.5, s_out=0.4, activation="relu")
+    torch.testing.assert_close(dm.mse(x_hat2, x).sum(), loss.detach())
+
+
+def test_gram_and_participation():
+    a = torch.rand(2, 6, 9, dtype=torch.float64)
+    ev = dm.gram_eigenvalues(a, centred=False)
+    direct = torch.linalg.eigvalsh(a[0] @ a[0].T / 9).flip(0)[:2]
+    torch.testing.assert_close(ev[0], direct)
+    ac = a - a.mean(-1, keepdim=True)
+    torch.testing.assert_close(dm.gram_eigenvalues(a, centred=True)[1],
+                               torch.linalg.eigvalsh(ac[1] @ ac[1].T / 9).flip(0)[:2])
+    # a positive mean makes a spike of order B * mean^2
+    assert ev[0, 0] > 5 * ev[0, 1]
+    s = torch.softmax(torch.zeros(1, 2, 8, dtype=torch.float64), -1)
+    torch.testing.assert_close(dm.participation(s), torch.tensor([8.0], dtype=torch.float64))
+
+
+def test_setup_and_helpers():
+    s = dm.proportional(16, activation="relu")
+    assert (s.D, s.K, s.B, s.N) == (16, 16, 16, 64)
+    assert dm.k_only(64).D == dm.DEFAULTS.k_only_d and dm.k_only(64).K == 64
+    with pytest.raises(ValueError, match="activation"):
+        dm.Setup(4, 4, 4, 4, activation="tanh")
+    with pytest.raises(ValueError, match="noise"):
+        dm.Setup(4, 4, 4, 4, noise=-1.0)
+    with pytest.raises(ValueError, match="B"):
+        dm.Setup(4, 4, 0, 4)
+
+
+def _reference(sw, W0, setup, stream, r, opt_name):
+    """Train run r of a sweep alone, with torch.optim, on the same mini-batches."""
+    sc = setup.scales()
+    s = int(sw.seed_of_run[r])
+    lr = float(sw.lrs[r // sw.seeds])
+    W = W0[s].clone()[None].requires_grad_(True)
+    b = torch.zeros(1, setup.K, dtype=W.dtype, requires_grad=True)
+    c = torch.zeros(1, setup.D, dtype=W.dtype, requires_grad=True)
+    groups = [{"params": [W], "lr": lr * sc.lr_W}, {"params": [b], "lr": lr * sc.lr_b},
+              {"params": [c], "lr": lr * sc.lr_c}]
+    opt = torch.optim.Adam(groups, betas=dm.DEFAULTS.betas, eps=dm.DEFAULTS.eps) if opt_name == "adam" \
+        else torch.optim.SGD(groups)
+    for clean, noisy in stream:
+        opt.zero_grad()
+        x_hat, _, _ = dm.forward(dm.Params(W, b, c), noisy[s][None], s_in=sc.s_in, s_out=sc.s_out,
+                                 activation=setup.activation, p=setup.p, centred=setup.centred)
+        dm.mse(x_hat, clean[s][None]).sum().backward()
+        opt.step()
+    return W.detach()[0], b.detach()[0], c.detach()[0]
+
+
+
+@pytest.mark.parametrize("opt_name,activation,centred", [("sgd", "relu", True), ("sgd", "linear", False),
+                                                          ("adam", "relu", True), ("adam", "softmax", True)])
+def test_batched_sweep_equals_one_by_one(opt_name, activation, centred):
+    setup = dm.Setup(6, 8, 5, 20, activation=activation, p=2.0, centred=centred, optimizer=opt_name)
+    lrs = [0.003, 0.01, 0.03]
+    sw = dm.Sweep(setup, lrs, 2, seed=3, dtype=torch.float64, device="cpu")
+    W0 = sw.params.W[:2].clone()             # runs 0, 1 are seeds 0, 1
+    stream = list(dm.batches(sw.data, setup, 12, generator=sw.gen))
+    hist = sw.run(12, batch_stream=iter(stream), progress=False)
+    assert hist.loss.shape == (hist.steps.numel(), 3, 2)
+    assert bool((hist.diverged == -1).all())
+    for r in range(sw.R):
+        W, b, c = _reference(sw, W0, setup, stream, r, opt_name)
+        torch.testing.assert_close(sw.params.W[r], W, rtol=1e-9, atol=1e-10)
+        torch.testing.assert_close(sw.params.b[r], b, rtol=1e-9, atol=1e-10)
+        torch.testing.assert_close(sw.params.c[r], c, rtol=1e-9, atol=1e-10)
+
+
+def test_sweep_masks_or_raises_on_divergence():
+    setup = dm.proportional(8, activation="linear")
+    hist = dm.sweep(setup, [0.01, 1e3], seeds=2, steps=30, dtype=torch.float64, device="cpu", progress=False,
+                    stats=("gram", "update", "hidden", "dout"))
+    assert torch.isfinite(hist.final[0]).all() and torch.isinf(hist.final[1]).all()
+    assert (hist.diverged[1] > 0).all() and (hist.diverged[0] == -1).all()
+    assert set(hist.stats) == {"gram1", "gram2", "update", "hidden", "dout"}
+    assert (hist.stats["dout"][0] == 0).all() and (hist.stats["dout"][1:, 0] > 0).all()
+    assert dm.best_lr(hist) == pytest.approx(0.01)
+    sw = dm.Sweep(setup, [1e3], 1, dtype=torch.float64, device="cpu")
+    with pytest.raises(DivergenceError) as err:
+        sw.run(30, diverged="raise", progress=False)
+    assert err.value.step >= 1
+
+
+def test_sweep_bad_input():
+    setup = dm.proportional(4)
+    with pytest.raises(ValueError, match="lrs"):
+        dm.Sweep(setup, [0.1, -1.0], 1, device="cpu")
+    with pytest.raises(ValueError, match="lrs"):
+        dm.Sweep(setup, [], 1, device="cpu")
+    with pytest.raises(ValueError, match="seeds"):
+        dm.Sweep(setup, [0.1], 0, device="cpu")
+    with pytest.raises(ValueError, match="setup"):
+        dm.Sweep("big", [0.1], 1, device="cpu")
+    with pytest.raises(ValueError, match="data"):
+        dm.Sweep(setup, [0.1], 1, data=torch.zeros(3, 4), device="cpu")
+    sw = dm.Sweep(setup, [0.1], 1, device="cpu")
+    with pytest.raises(ValueError, match="stats"):
+        sw.evaluate(["nonsense"])
+    with pytest.raises(ValueError, match="diverged"):
+        sw.run(2, diverged="ignore", progress=False)
+    with pytest.raises(ValueError, match="lr"):
+        dm.first_updates(setup, -0.1)
+
+
+def test_first_updates_and_transfer_factor():
+    setup = dm.proportional(8, activation="relu")
+    up = dm.first_updates(setup, 0.05, seeds=2, steps=2, dtype=torch.float64, device="cpu")
+    assert up["hidden"].shape == up["output"].shape == (2, 2)
+    assert (up["hidden"] > 0).all() and (up["output"] > 0).all()
+    lrs = torch.tensor([0.01, 0.1])
+    h = dm.History(setup, lrs, torch.tensor([0]), torch.tensor([[[1.0], [0.5]]]))
+    h2 = dm.History(setup, lrs, torch.tensor([0]), torch.tensor([[[0.2], [0.5]]]))
+    assert dm.best_lr(h) == pytest.approx(0.1) and dm.transfer_factor([h, h2]) == pytest.approx(10.0)
+
+
+def test_optimal_lr_refines_a_parabola():
+    setup = dm.proportional(4)
+    lrs = torch.logspace(-3, 0, 7, dtype=torch.float64)
+    x_star = math.log(0.0123)
+    loss = torch.exp(0.3 * (lrs.log() - x_star) ** 2 + 1.0)      # log-loss is a parabola in log lr
+    h = dm.History(setup, lrs, torch.tensor([0]), loss[None, :, None])
+    assert dm.optimal_lr(h) == pytest.approx(0.0123, rel=1e-6)
+    loss[-2:] = float("inf")
+    dead = dm.History(setup, lrs, torch.tensor([0]), torch.full((1, 7, 1), float("inf")))
+    with pytest.raises(ValueError, match="diverged"):
+        dm.optimal_lr(dead)
+
+
+def test_data_stream_shapes():
+    setup = dm.proportional(4)
+    gen = torch.Generator().manual_seed(0)
+    data = dm.gaussian_data(setup, 3, generator=gen)
+    clean, noisy = next(dm.batches(data, setup, 1, generator=gen))
+    assert clean.shape == noisy.shape == (3, setup.B, setup.D)
+    # every clean point is a row of its own data set
+    assert all(any(torch.equal(row, d) for d in data[s]) for s in range(3) for row in clean[s])
+
+
+def test_grid(monkeypatch):
+    monkeypatch.setenv("DAMLIB_SCALE", "ci")
+    g = dm.grid()
+    assert g.lrs("sgd").shape == (g.n_lr,) and float(g.lrs("adam")[0]) == pytest.approx(1e-4)
+    with pytest.raises(ValueError, match="optimizer"):
+        g.lrs("rmsprop")
+
+
+def test_denoise_and_coarse_mnist():
+    setup = dm.proportional(4)
+    sw = dm.Sweep(setup, [0.01, 0.02], 1, dtype=torch.float64, device="cpu")
+    x = torch.randn(3, 4, dtype=torch.float64)
+    once = sw.denoise(x)
+    torch.testing.assert_close(once, sw._forward(x)[0])
+    torch.testing.assert_close(sw.denoise(x, 2), sw._forward(once)[0])
+    with pytest.raises(ValueError, match="iterations"):
+        sw.denoise(x, 0)
+    images = torch.rand(10, 784, generator=torch.Generator().manual_seed(0))
+    xs, mean, rms = dm.coarse_mnist(images, 4)
+    assert xs.shape == (10, 49) and mean.shape == (49,)
+    assert xs.pow(2).mean().item() == pytest.approx(1.0) and xs.mean(0).abs().max() < 1e-5
+    from damlib.data import coarse_grain
+    torch.testing.assert_close(xs * rms + mean, coarse_grain(images, 4))
+    with pytest.raises(ValueError, match="s"):
+        dm.coarse_mnist(images, 5)
