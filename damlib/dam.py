@@ -574,14 +574,18 @@ def splitting_matrix(model: DAM, x: torch.Tensor, y: torch.Tensor, *, smoothing:
     return proj @ S @ proj
 
 
-def splitting_eigen(model: DAM, x: torch.Tensor, y: torch.Tensor, *, smoothing: float = 0.1):
+def splitting_eigen(model: DAM, x: torch.Tensor, y: torch.Tensor, *, smoothing: float = 0.1,
+                    vectors: bool = True):
     """Smallest tangent eigenvalue of each ``S_mu`` and its eigenvector: ``((..., P), (..., P, N))``.
 
-    The normal direction (eigenvalue 0 of the projected matrix) is moved out of the way first.
+    The normal direction (eigenvalue 0 of the projected matrix) is moved out of the way first. With
+    ``vectors=False`` only the eigenvalues are computed (faster) and the second item is ``None``.
     """
     S = splitting_matrix(model, x, y, smoothing=smoothing)
     shift = S.abs().sum(-1).amax(-1)[..., None, None] + 1.0                 # beyond the spectrum
     S = S + shift * model.w.unsqueeze(-1) * model.w.unsqueeze(-2)
+    if not vectors:
+        return torch.linalg.eigvalsh(S)[..., 0], None
     vals, vecs = torch.linalg.eigh(S)
     return vals[..., 0], vecs[..., :, 0]
 
