@@ -365,14 +365,15 @@ class History:
 def train(model: DAM, x: torch.Tensor, y: torch.Tensor, *, steps: int, lr: float, lr_logits: float | None = None,
           batch_size: int | None = None, smoothing: float = 0.1, generator: torch.Generator | None = None,
           eval_every: int | None = None, eval_data=None, history: History | None = None,
-          clock: float = 0.0, progress: bool = False) -> DAM:
+          clock: float = 0.0, first_step: int = 0, progress: bool = False) -> DAM:
     """Riemannian Adam on every model of the batch at once; returns the trained model.
 
     Each step: the tangent gradient of a mini-batch (the same indices for every model), Adam's
     moment estimates, the step projected on the tangent space, then every memory renormalised.
     Logits take a plain Adam step with ``lr_logits`` (default ``lr``). With ``eval_every`` and
     ``eval_data = (x_test, y_test)``, appends ``(step, wall time, loss, test accuracy)`` to
-    ``history`` (wall time counts training only and starts at ``clock``). Raises
+    ``history`` (wall time counts training only and starts at ``clock``; steps are counted from
+    ``first_step``). Raises
     :class:`~damlib.checks.DivergenceError` at the first non-finite step.
     """
     checks.positive_int("steps", steps)
@@ -391,7 +392,7 @@ def train(model: DAM, x: torch.Tensor, y: torch.Tensor, *, steps: int, lr: float
 
     def record(t, cur):
         xt, yt = eval_data
-        history.step.append(t)
+        history.step.append(first_step + t)
         history.seconds.append(clock + elapsed)
         history.loss.append(loss(cur, x, y, smoothing=smoothing).detach().cpu())
         history.accuracy.append(accuracy(cur, xt, yt).detach().cpu())
@@ -621,6 +622,62 @@ def splitting_directions(model: DAM, x: torch.Tensor, y: torch.Tensor, *, smooth
         v = _normalise(project(model.w, v))
     val = (v * splitting_apply(model, c, x, v)).sum(-1)
     return val, v
+
+
+def grow_by_splitting(model: DAM, x: torch.Tensor, y: torch.Tensor, *, p_max: int, stage_steps: int,
+                      total_steps: int, lr: float, eps: float, batch_size: int | None = None,
+                      split_batch: int | None = None, split_iters: int = 30, smoothing: float = 0.1,
+                      generator: torch.Generator, eval_every: int, eval_data) -> tuple[DAM, History, list]:
+    """Splitting steepest descent (Wu et al. 2019) for one model: train, split, retrain, up to ``p_max``.
+
+    Train ``stage_steps``; then split the ``min(P, p_max - P)`` memories of most negative splitting
+    eigenvalue (:func:`splitting_directions` on ``split_batch`` digits) along their eigenvectors by
+    ``eps``, and train again; once ``P = p_max``, train until ``total_steps`` steps in all. Adam's
+    moments restart after each split. Returns the model, its :class:`History` (wall time includes the
+    eigenvector computations, excludes evaluation) and the steps at which it split.
+    """
+    for name, value in (("p_max", p_max), ("stage_steps", stage_steps), ("total_steps", total_steps)):
+        checks.positive_int(name, value)
+    if model.w.dim() != 2:
+        raise ValueError(f"grow_by_splitting takes a single model (w of shape (P, N)), got {tuple(model.w.shape)}")
+    if p_max < model.n_memories:
+        raise ValueError(f"p_max must be at least the {model.n_memories} starting memories, got {p_max}")
+    checks.positive("eps", eps)
+    history, splits, step, clock = History([], [], [], []), [], 0, 0.0
+    opts = dict(lr=lr, batch_size=batch_size, smoothing=smoothing, generator=generator, eval_every=eval_every,
+                eval_data=eval_data, history=history)
+    while True:
+        last = model.n_memories >= p_max
+        n_steps = total_steps - step if last else min(stage_steps, total_steps - step)
+        if n_steps <= 0:
+            break
+        model = train(model, x, y, steps=n_steps, clock=clock, first_step=step, **opts)
+        step += n_steps
+        clock = history.seconds[-1]
+        if last or step >= total_steps:
+            break
+        start = time.perf_counter()
+        if split_batch is not None and split_batch < len(x):
+            idx = torch.randperm(len(x), generator=generator, device=generator.device)[:split_batch].to(x.device)
+            xs, ys = x[idx], y[idx]
+        else:
+            xs, ys = x, y
+        vals, dirs = splitting_directions(model, xs, ys, smoothing=smoothing, iters=split_iters,
+                                          generator=generator)
+        k = min(model.n_memories, p_max - model.n_memories)
+        chosen = vals.argsort()[:k]
+        model = split_memories(model, chosen, dirs[chosen], eps=eps)
+        clock += time.perf_counter() - start
+        splits.append(step)
+    return model, history, splits
+
+
+def time_to_reach(history: History, target: float) -> float:
+    """Wall time (s) of the first checkpoint whose test accuracy reaches ``target``; ``nan`` if none."""
+    for seconds, acc in zip(history.seconds, history.accuracy):
+        if float(acc) >= target:
+            return float(seconds)
+    return float("nan")
 
 
 def tangent_hessian(model: DAM, x: torch.Tensor, y: torch.Tensor, *, smoothing: float = 0.1):
