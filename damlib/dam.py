@@ -125,8 +125,10 @@ class DAM:
         checks.shape("w", self.w, (None, None))
         checks.shape("logits", self.logits, (self.w.shape[-2], None))
         if self.logits.shape[:-2] != self.w.shape[:-2]:
-            raise ValueError(f"logits must have the batch shape of w {tuple(self.w.shape[:-2])}, "
-                             f"got {tuple(self.logits.shape[:-2])}")
+            raise ValueError(
+                f"logits must have the batch shape of w {tuple(self.w.shape[:-2])}, "
+                f"got {tuple(self.logits.shape[:-2])}"
+            )
         if not isinstance(self.beta, torch.Tensor) or self.beta.shape != self.w.shape[:-2]:
             raise ValueError(f"beta must be a tensor of the batch shape {tuple(self.w.shape[:-2])}")
         if not bool((self.beta > 0).all()) or not bool(torch.isfinite(self.beta).all()):
@@ -147,8 +149,7 @@ class DAM:
         return flat.reshape(self.logits.shape)
 
     def to(self, *args, **kwargs) -> DAM:
-        return DAM(self.w.to(*args, **kwargs), self.logits.to(*args, **kwargs),
-                   self.beta.to(*args, **kwargs))
+        return DAM(self.w.to(*args, **kwargs), self.logits.to(*args, **kwargs), self.beta.to(*args, **kwargs))
 
 
 def _normalise(w: torch.Tensor) -> torch.Tensor:
@@ -156,7 +157,7 @@ def _normalise(w: torch.Tensor) -> torch.Tensor:
 
 
 def make_model(w: torch.Tensor, labels: torch.Tensor, n_classes: int, beta, *, purity: float = 1.0) -> DAM:
-    """A model whose memory ``mu`` starts at ``w[mu]`` (normalised) with class weight mostly on ``labels[mu]``.
+    """A model whose memory ``mu`` starts at ``w[mu]`` (normalised), class weight mostly on ``labels[mu]``.
 
     ``labels`` has shape ``(..., P)``; a fraction ``purity`` of each memory's weight is on its label,
     the rest spread over the other classes (so that every logit is finite). ``beta`` is a number or a
@@ -176,13 +177,21 @@ def make_model(w: torch.Tensor, labels: torch.Tensor, n_classes: int, beta, *, p
         raise ValueError("labels must give every class at least one memory when purity = 1")
     other = (1 - purity) / max(n_classes - 1, 1)
     g = torch.full((*labels.shape, n_classes), other, dtype=w.dtype, device=w.device)
-    g.scatter_(-1, labels.unsqueeze(-1), purity)   # log 0 = -inf where purity = 1
+    g.scatter_(-1, labels.unsqueeze(-1), purity)  # log 0 = -inf where purity = 1
     beta = torch.as_tensor(beta, dtype=w.dtype, device=w.device).expand(w.shape[:-2]).clone()
     return DAM(_normalise(w), g.log(), beta)
 
 
-def init_from_data(x: torch.Tensor, y: torch.Tensor, n_memories: int, n_classes: int, beta, *,
-                   generator: torch.Generator, batch: tuple[int, ...] = ()) -> DAM:
+def init_from_data(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    n_memories: int,
+    n_classes: int,
+    beta,
+    *,
+    generator: torch.Generator,
+    batch: tuple[int, ...] = (),
+) -> DAM:
     """Memories started at training points, class by class: memory ``mu`` is a random point of class
     ``mu mod C`` (drawn without replacement; an independent draw for each model of the batch).
 
@@ -196,13 +205,15 @@ def init_from_data(x: torch.Tensor, y: torch.Tensor, n_memories: int, n_classes:
     need = [(labels == k).sum().item() for k in range(n_classes)]
     for k in range(n_classes):
         if need[k] > len(by_class[k]):
-            raise ValueError(f"n_memories={n_memories} needs {need[k]} points of class {k}, the data has "
-                             f"{len(by_class[k])}")
+            raise ValueError(
+                f"n_memories={n_memories} needs {need[k]} points of class {k}, the data has "
+                f"{len(by_class[k])}"
+            )
     runs = int(np.prod(batch)) if batch else 1
     idx = torch.empty(runs, n_memories, dtype=torch.long)
-    for r in range(runs):   # index bookkeeping only, no computation
+    for r in range(runs):  # index bookkeeping only, no computation
         for k in range(n_classes):
-            pick = torch.randperm(len(by_class[k]), generator=generator, device=generator.device)[:need[k]]
+            pick = torch.randperm(len(by_class[k]), generator=generator, device=generator.device)[: need[k]]
             idx[r, labels == k] = by_class[k][pick.cpu()]
     idx = idx.to(x.device).reshape(*batch, n_memories)
     return make_model(x[idx], y[idx], n_classes, beta)
@@ -228,7 +239,7 @@ def log_terms(model: DAM, x: torch.Tensor) -> torch.Tensor:
 
 
 def _mixture(model: DAM, x: torch.Tensor):
-    """``E = exp(beta h - m) (..., n, P)``, ``G (..., P, C)``, ``F = E G (..., n, C)`` and the shift ``m (..., n)``.
+    """``E = exp(beta h - m) (..., n, P)``, ``G (..., P, C)``, ``F = E G (..., n, C)``, shift ``m (..., n)``.
 
     ``P(x, y) Z(beta) = exp(m) F``: every sum over memories is a matrix product, no ``(n, P, C)``
     tensor is formed. The shift ``m = max_mu beta h`` keeps the exponentials in range; a class whose
@@ -282,7 +293,7 @@ def accuracy(model: DAM, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def _score_parts(model: DAM, x: torch.Tensor, y: torch.Tensor, smoothing: float):
-    """``(E, G, V)`` with ``dL/dT_{x mu y} = E_{x mu} G_{mu y} V_{x y}``, ``V = (1/Z_x - q_{xy}/F_{xy}) / n``."""
+    """``(E, G, V)``: ``dL/dT_{x mu y} = E_{x mu} G_{mu y} V_{x y}``, ``V = (1/Z_x - q_{xy}/F_{xy}) / n``."""
     E, G, F, _ = _mixture(model, x)
     q = targets(y, model.n_classes, smoothing, F.dtype)
     V = (1 / F.sum(-1, keepdim=True) - q / F) / len(x)
@@ -320,24 +331,24 @@ def gradient(model: DAM, x: torch.Tensor, y: torch.Tensor, *, smoothing: float =
     """
     _check_data(model, x, y)
     E, G, V = _score_parts(model, x, y, smoothing)
-    c = E * (V @ G.transpose(-1, -2))                                        # (..., n, P)
+    c = E * (V @ G.transpose(-1, -2))  # (..., n, P)
     euclid = model.beta[..., None, None] * torch.einsum("...np,nd->...pd", c, x)
     return project(model.w, euclid), G * (E.transpose(-1, -2) @ V)
 
 
 def gradient_scale(model: DAM, x: torch.Tensor, y: torch.Tensor, *, smoothing: float = 0.1) -> torch.Tensor:
-    """``sum_x |grad of the x-th term|``: the size of the terms that cancel in a zero gradient, shape ``(...)``.
+    """``sum_x |grad of the x-th term|``: the size of the terms that cancel in a zero gradient, ``(...)``.
 
     A stationary point's gradient is a sum of ``n`` non-zero terms; float round-off leaves about
     ``1e-16`` times this. Dividing a gradient norm by it gives a relative size.
     """
     _check_data(model, x, y)
     E, G, V = _score_parts(model, x, y, smoothing)
-    c = E * (V @ G.transpose(-1, -2))                                        # (..., n, P)
+    c = E * (V @ G.transpose(-1, -2))  # (..., n, P)
     # |tangent part of beta c x| per (x, mu): beta |c| sqrt(1 - h^2)
     h = torch.einsum("...pd,nd->...np", model.w, x)
     per_w = model.beta[..., None, None] * c.abs() * (1 - h**2).clamp_min(0).sqrt()
-    per_logit = E**2 * (V**2 @ (G**2).transpose(-1, -2))                    # sum_y (dL/dT)^2
+    per_logit = E**2 * (V**2 @ (G**2).transpose(-1, -2))  # sum_y (dL/dT)^2
     per_term = (per_w**2).sum(-1) + per_logit.sum(-1)
     return per_term.sqrt().sum(-1)
 
@@ -362,10 +373,24 @@ class History:
     accuracy: list
 
 
-def train(model: DAM, x: torch.Tensor, y: torch.Tensor, *, steps: int, lr: float, lr_logits: float | None = None,
-          batch_size: int | None = None, smoothing: float = 0.1, generator: torch.Generator | None = None,
-          eval_every: int | None = None, eval_data=None, history: History | None = None,
-          clock: float = 0.0, first_step: int = 0, progress: bool = False) -> DAM:
+def train(
+    model: DAM,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    steps: int,
+    lr: float,
+    lr_logits: float | None = None,
+    batch_size: int | None = None,
+    smoothing: float = 0.1,
+    generator: torch.Generator | None = None,
+    eval_every: int | None = None,
+    eval_data=None,
+    history: History | None = None,
+    clock: float = 0.0,
+    first_step: int = 0,
+    progress: bool = False,
+) -> DAM:
     """Riemannian Adam on every model of the batch at once; returns the trained model.
 
     Each step: the tangent gradient of a mini-batch (the same indices for every model), Adam's
@@ -402,7 +427,9 @@ def train(model: DAM, x: torch.Tensor, y: torch.Tensor, *, steps: int, lr: float
     elapsed, start = 0.0, time.perf_counter()
     for t in tqdm(range(1, steps + 1), disable=not progress, leave=False):
         if batch_size is not None and batch_size < len(x):
-            idx = torch.randint(len(x), (batch_size,), generator=generator, device=generator.device).to(x.device)
+            idx = torch.randint(len(x), (batch_size,), generator=generator, device=generator.device).to(
+                x.device
+            )
             xb, yb = x[idx], y[idx]
         else:
             xb, yb = x, y
@@ -426,8 +453,15 @@ def train(model: DAM, x: torch.Tensor, y: torch.Tensor, *, steps: int, lr: float
     return DAM(w, a, model.beta)
 
 
-def polish(model: DAM, x: torch.Tensor, y: torch.Tensor, *, smoothing: float = 0.1, max_iter: int = 2000,
-           tolerance: float = 1e-15) -> DAM:
+def polish(
+    model: DAM,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    smoothing: float = 0.1,
+    max_iter: int = 2000,
+    tolerance: float = 1e-15,
+) -> DAM:
     """Drive one model (no batch axes) to a stationary point with L-BFGS in its own dtype.
 
     The memories are parametrised as ``w = v / |v|`` with ``v`` free, so a zero gradient in ``v``
@@ -442,10 +476,17 @@ def polish(model: DAM, x: torch.Tensor, y: torch.Tensor, *, smoothing: float = 0
     for search, iters in (("strong_wolfe", max_iter), (None, max_iter // 4 + 1)):
         # The line search compares losses, which round-off blurs once the gradient is ~1e-8; the
         # second pass takes unit quasi-Newton steps, which only need the gradient.
-        opt = torch.optim.LBFGS([v, a], lr=1, max_iter=iters, history_size=100, tolerance_grad=tolerance,
-                                tolerance_change=0, line_search_fn=search)
+        opt = torch.optim.LBFGS(
+            [v, a],
+            lr=1,
+            max_iter=iters,
+            history_size=100,
+            tolerance_grad=tolerance,
+            tolerance_change=0,
+            line_search_fn=search,
+        )
 
-        def closure():
+        def closure(opt=opt):
             opt.zero_grad()
             value = loss(DAM(_normalise(v), a, model.beta), x, y, smoothing=smoothing)
             value.backward()
@@ -457,8 +498,15 @@ def polish(model: DAM, x: torch.Tensor, y: torch.Tensor, *, smoothing: float = 0
     return DAM(_normalise(v.detach()), a.detach(), model.beta)
 
 
-def newton_polish(model: DAM, x: torch.Tensor, y: torch.Tensor, *, smoothing: float = 0.1, steps: int = 4,
-                  cg_iters: int = 300) -> DAM:
+def newton_polish(
+    model: DAM,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    smoothing: float = 0.1,
+    steps: int = 4,
+    cg_iters: int = 300,
+) -> DAM:
     """Newton-CG refinement of one model near a minimum: a few Newton steps, each solved by conjugate
     gradients with autograd Hessian-vector products (in ``w = v / |v|`` and the finite logits).
 
@@ -466,7 +514,9 @@ def newton_polish(model: DAM, x: torch.Tensor, y: torch.Tensor, *, smoothing: fl
     loss cannot. Start it from :func:`polish`; near a saddle the Newton step is not a descent step.
     """
     if model.w.dim() != 2:
-        raise ValueError(f"newton_polish takes a single model (w of shape (P, N)), got {tuple(model.w.shape)}")
+        raise ValueError(
+            f"newton_polish takes a single model (w of shape (P, N)), got {tuple(model.w.shape)}"
+        )
     checks.positive_int("steps", steps)
     checks.positive_int("cg_iters", cg_iters)
     _check_data(model, x, y)
@@ -527,8 +577,14 @@ def _check_index(model: DAM, index) -> torch.Tensor:
 def copy_memories(model: DAM, index) -> DAM:
     """Append a copy of the memories ``index`` (a list over the ``P`` axis); each copy and its original
     carry half the original class weights (logits minus ``log 2``). ``P(x, y)`` is unchanged."""
-    return split_memories(model, index, torch.zeros_like(model.w[..., :1, :]).expand(
-        *model.w.shape[:-2], len(_check_index(model, index)), model.w.shape[-1]), eps=0.0)
+    return split_memories(
+        model,
+        index,
+        torch.zeros_like(model.w[..., :1, :]).expand(
+            *model.w.shape[:-2], len(_check_index(model, index)), model.w.shape[-1]
+        ),
+        eps=0.0,
+    )
 
 
 def split_memories(model: DAM, index, directions: torch.Tensor, *, eps: float) -> DAM:
@@ -558,13 +614,14 @@ def split_memories(model: DAM, index, directions: torch.Tensor, *, eps: float) -
 def splitting_matrix(model: DAM, x: torch.Tensor, y: torch.Tensor, *, smoothing: float = 0.1) -> torch.Tensor:
     """The splitting matrices ``S_mu`` of shape ``(..., P, N, N)``, restricted to each tangent space.
 
-    ``S_mu = P_mu (beta^2 X^T diag(c_mu) X - lambda_mu I) P_mu`` with ``lambda_mu = beta sum_x c_{x mu} w^mu . x``
+    ``S_mu = P_mu (beta^2 X^T diag(c_mu) X - lambda_mu I) P_mu``, ``lambda_mu = beta sum_x c_{x mu} w^mu . x``
     and ``P_mu`` the tangent projector; the normal direction ``w^mu`` is an eigenvector with eigenvalue 0.
     After copying memory ``mu`` (each copy with half its class weights), the Hessian of the larger model
-    in the direction ``(delta, -delta) / sqrt(2)`` has Rayleigh quotient ``delta^T S_mu delta / (2 |delta|^2)``.
+    in the direction ``(delta, -delta) / sqrt(2)`` has Rayleigh quotient
+    ``delta^T S_mu delta / (2 |delta|^2)``.
     Costs ``n N^2`` per memory: use :func:`splitting_directions` for many memories.
     """
-    c = residuals(model, x, y, smoothing=smoothing)                          # (..., n, P)
+    c = residuals(model, x, y, smoothing=smoothing)  # (..., n, P)
     beta = model.beta[..., None, None, None]
     h = torch.einsum("...pd,nd->...np", model.w, x)
     lam = (c * h).sum(-2)[..., None, None] * model.beta[..., None, None, None]
@@ -575,15 +632,16 @@ def splitting_matrix(model: DAM, x: torch.Tensor, y: torch.Tensor, *, smoothing:
     return proj @ S @ proj
 
 
-def splitting_eigen(model: DAM, x: torch.Tensor, y: torch.Tensor, *, smoothing: float = 0.1,
-                    vectors: bool = True):
+def splitting_eigen(
+    model: DAM, x: torch.Tensor, y: torch.Tensor, *, smoothing: float = 0.1, vectors: bool = True
+):
     """Smallest tangent eigenvalue of each ``S_mu`` and its eigenvector: ``((..., P), (..., P, N))``.
 
     The normal direction (eigenvalue 0 of the projected matrix) is moved out of the way first. With
     ``vectors=False`` only the eigenvalues are computed (faster) and the second item is ``None``.
     """
     S = splitting_matrix(model, x, y, smoothing=smoothing)
-    shift = S.abs().sum(-1).amax(-1)[..., None, None] + 1.0                 # beyond the spectrum
+    shift = S.abs().sum(-1).amax(-1)[..., None, None] + 1.0  # beyond the spectrum
     S = S + shift * model.w.unsqueeze(-1) * model.w.unsqueeze(-2)
     if not vectors:
         return torch.linalg.eigvalsh(S)[..., 0], None
@@ -600,8 +658,15 @@ def splitting_apply(model: DAM, c: torch.Tensor, x: torch.Tensor, v: torch.Tenso
     return project(model.w, beta**2 * proj_v - lam * v)
 
 
-def splitting_directions(model: DAM, x: torch.Tensor, y: torch.Tensor, *, smoothing: float = 0.1,
-                         iters: int = 100, generator: torch.Generator | None = None):
+def splitting_directions(
+    model: DAM,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    smoothing: float = 0.1,
+    iters: int = 100,
+    generator: torch.Generator | None = None,
+):
     """Most negative curvature direction of every ``S_mu`` by shifted power iteration (matrix-free).
 
     Returns ``(eigenvalue estimates (..., P), directions (..., P, N))``. Costs ``O(iters n P N)``
@@ -614,8 +679,12 @@ def splitting_directions(model: DAM, x: torch.Tensor, y: torch.Tensor, *, smooth
     # upper bound of |S|: beta^2 sum |c| |x|^2 + |lambda|
     h = torch.einsum("...pd,nd->...np", model.w, x)
     bound = beta**2 * c.abs().sum(-2) + (beta * (c * h).sum(-2)).abs()
-    v = torch.randn(model.w.shape, generator=generator, dtype=model.w.dtype,
-                    device=generator.device if generator is not None else model.w.device).to(model.w.device)
+    v = torch.randn(
+        model.w.shape,
+        generator=generator,
+        dtype=model.w.dtype,
+        device=generator.device if generator is not None else model.w.device,
+    ).to(model.w.device)
     v = _normalise(project(model.w, v))
     for _ in range(iters):
         v = bound.unsqueeze(-1) * v - splitting_apply(model, c, x, v)
@@ -624,10 +693,24 @@ def splitting_directions(model: DAM, x: torch.Tensor, y: torch.Tensor, *, smooth
     return val, v
 
 
-def grow_by_splitting(model: DAM, x: torch.Tensor, y: torch.Tensor, *, p_max: int, stage_steps: int,
-                      total_steps: int, lr: float, eps: float, batch_size: int | None = None,
-                      split_batch: int | None = None, split_iters: int = 30, smoothing: float = 0.1,
-                      generator: torch.Generator, eval_every: int, eval_data) -> tuple[DAM, History, list]:
+def grow_by_splitting(
+    model: DAM,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    p_max: int,
+    stage_steps: int,
+    total_steps: int,
+    lr: float,
+    eps: float,
+    batch_size: int | None = None,
+    split_batch: int | None = None,
+    split_iters: int = 30,
+    smoothing: float = 0.1,
+    generator: torch.Generator,
+    eval_every: int,
+    eval_data,
+) -> tuple[DAM, History, list]:
     """Splitting steepest descent (Wu et al. 2019) for one model: train, split, retrain, up to ``p_max``.
 
     Train ``stage_steps``; then split the ``min(P, p_max - P)`` memories of most negative splitting
@@ -639,13 +722,22 @@ def grow_by_splitting(model: DAM, x: torch.Tensor, y: torch.Tensor, *, p_max: in
     for name, value in (("p_max", p_max), ("stage_steps", stage_steps), ("total_steps", total_steps)):
         checks.positive_int(name, value)
     if model.w.dim() != 2:
-        raise ValueError(f"grow_by_splitting takes a single model (w of shape (P, N)), got {tuple(model.w.shape)}")
+        raise ValueError(
+            f"grow_by_splitting takes a single model (w of shape (P, N)), got {tuple(model.w.shape)}"
+        )
     if p_max < model.n_memories:
         raise ValueError(f"p_max must be at least the {model.n_memories} starting memories, got {p_max}")
     checks.positive("eps", eps)
     history, splits, step, clock = History([], [], [], []), [], 0, 0.0
-    opts = dict(lr=lr, batch_size=batch_size, smoothing=smoothing, generator=generator, eval_every=eval_every,
-                eval_data=eval_data, history=history)
+    opts = dict(
+        lr=lr,
+        batch_size=batch_size,
+        smoothing=smoothing,
+        generator=generator,
+        eval_every=eval_every,
+        eval_data=eval_data,
+        history=history,
+    )
     while True:
         last = model.n_memories >= p_max
         n_steps = total_steps - step if last else min(stage_steps, total_steps - step)
@@ -658,12 +750,15 @@ def grow_by_splitting(model: DAM, x: torch.Tensor, y: torch.Tensor, *, p_max: in
             break
         start = time.perf_counter()
         if split_batch is not None and split_batch < len(x):
-            idx = torch.randperm(len(x), generator=generator, device=generator.device)[:split_batch].to(x.device)
+            idx = torch.randperm(len(x), generator=generator, device=generator.device)[:split_batch].to(
+                x.device
+            )
             xs, ys = x[idx], y[idx]
         else:
             xs, ys = x, y
-        vals, dirs = splitting_directions(model, xs, ys, smoothing=smoothing, iters=split_iters,
-                                          generator=generator)
+        vals, dirs = splitting_directions(
+            model, xs, ys, smoothing=smoothing, iters=split_iters, generator=generator
+        )
         k = min(model.n_memories, p_max - model.n_memories)
         chosen = vals.argsort()[:k]
         model = split_memories(model, chosen, dirs[chosen], eps=eps)
@@ -674,10 +769,59 @@ def grow_by_splitting(model: DAM, x: torch.Tensor, y: torch.Tensor, *, p_max: in
 
 def time_to_reach(history: History, target: float) -> float:
     """Wall time (s) of the first checkpoint whose test accuracy reaches ``target``; ``nan`` if none."""
-    for seconds, acc in zip(history.seconds, history.accuracy):
+    for seconds, acc in zip(history.seconds, history.accuracy, strict=True):
         if float(acc) >= target:
             return float(seconds)
     return float("nan")
+
+
+def saddle_point_iteration(
+    model: DAM, x: torch.Tensor, y: torch.Tensor, *, max_iter: int = 500, tol: float = 1e-12
+) -> tuple[DAM, list]:
+    """Iterate the saddle-point equations of the slides with every training digit its own archetype.
+
+    With ``sigma_{x mu}`` the responsibility of memory ``mu`` for digit ``x`` given its label
+    (softmax over ``mu`` of ``beta w^mu . x + log g^mu_{y_x}``):
+
+        xbar^mu = (1/n) sum_x sigma_{x mu} x,    ybar^mu_y = (1/n) sum_x 1[y_x = y] sigma_{x mu},
+        w^mu = xbar^mu / |xbar^mu|,              g^mu_y = ybar^mu_y,
+
+    the overlap factor of the slides taken as 1 (a point estimate). Its fixed points are the stationary
+    points of the joint log-likelihood. Returns the model at the fixed point and the largest change of a
+    memory per iteration. Stops when the change is below ``tol``.
+    """
+    checks.positive_int("max_iter", max_iter)
+    checks.positive("tol", tol)
+    _check_data(model, x, y)
+    if model.w.dim() != 2:
+        raise ValueError(
+            f"saddle_point_iteration takes a single model (w of shape (P, N)), got {tuple(model.w.shape)}"
+        )
+    onehot = torch.nn.functional.one_hot(y, model.n_classes).to(x.dtype)  # (n, C)
+    w, g = model.w, model.class_weights
+    changes = []
+    for it in range(max_iter):
+        s = model.beta * (x @ w.T)  # (n, P)
+        log_g = torch.where(g > 0, g, torch.ones_like(g)).log().masked_fill(g <= 0, float("-inf"))
+        sigma = (s + log_g.T[y]).softmax(-1)  # (n, P)
+        xbar = sigma.T @ x / len(x)
+        new_w = _normalise(xbar)
+        g = (sigma.T @ onehot) / len(x)  # ybar, sums to 1
+        changes.append((new_w - w).norm(dim=-1).max().item())
+        w = new_w
+        checks.finite(it + 1, w, "memories")
+        if changes[-1] < tol:
+            break
+    logits = torch.where(g > 0, g, torch.ones_like(g)).log().masked_fill(g <= 0, float("-inf"))
+    return DAM(w, logits, model.beta), changes
+
+
+def mean_overlap_factor(kappa, n_features: int) -> np.ndarray:
+    """``I_{N/2}(kappa) / I_{N/2-1}(kappa)``: mean overlap of a vMF sample with its mean direction."""
+    checks.positive_int("n_features", n_features)
+    nu = n_features / 2 - 1
+    k = np.asarray(kappa, dtype=np.float64)
+    return np.exp(log_bessel_i(nu + 1, k) - log_bessel_i(nu, k))
 
 
 def tangent_hessian(model: DAM, x: torch.Tensor, y: torch.Tensor, *, smoothing: float = 0.1):
@@ -689,17 +833,19 @@ def tangent_hessian(model: DAM, x: torch.Tensor, y: torch.Tensor, *, smoothing: 
     ``d = P (N-1) + number of finite logits``.
     """
     if model.w.dim() != 2:
-        raise ValueError(f"tangent_hessian takes a single model (w of shape (P, N)), got {tuple(model.w.shape)}")
+        raise ValueError(
+            f"tangent_hessian takes a single model (w of shape (P, N)), got {tuple(model.w.shape)}"
+        )
     _check_data(model, x, y)
     P, N = model.w.shape
     eye = torch.eye(N, dtype=model.w.dtype, device=model.w.device)
     bases = []
-    for mu in range(P):   # P is small here; a QR per memory
+    for mu in range(P):  # P is small here; a QR per memory
         q, _ = torch.linalg.qr(torch.cat([model.w[mu, :, None], eye], dim=1))
         bases.append(q[:, 1:N])
     bases = torch.stack(bases)
     free = torch.isfinite(model.logits).flatten()
-    embed = torch.eye(free.numel(), dtype=model.w.dtype, device=model.w.device)[:, free]   # (P*C, k)
+    embed = torch.eye(free.numel(), dtype=model.w.dtype, device=model.w.device)[:, free]  # (P*C, k)
     n_w = P * (N - 1)
 
     def f(theta):
@@ -726,7 +872,8 @@ def kh_outputs(memories: torch.Tensor, v: torch.Tensor, *, power: int, temperatu
     """Class outputs ``c_alpha in (-1, 1)`` of the Krotov-Hopfield classifier, shape ``(n, C)``.
 
     ``memories (K, N + C)`` hold pixel and label parts; ``v (n, N)`` pixels in ``[-1, 1]``. With all
-    label units at ``-1`` but ``alpha`` (``+-1``), ``c_alpha = tanh(sum_mu F(xi_alpha + s) - F(-xi_alpha + s))``
+    label units at ``-1`` but ``alpha`` (``+-1``),
+    ``c_alpha = tanh(sum_mu F(xi_alpha + s) - F(-xi_alpha + s))``
     with ``s = xi_pix . v - sum_{gamma != alpha} xi_gamma``, ``F(z) = max(z, 0)^power / temperature^power``.
     """
     checks.positive_int("power", power)
@@ -735,26 +882,55 @@ def kh_outputs(memories: torch.Tensor, v: torch.Tensor, *, power: int, temperatu
     n_pix = v.shape[-1]
     if memories.dim() != 2 or memories.shape[-1] <= n_pix:
         raise ValueError(f"memories must have shape (K, {n_pix} + C), got {tuple(memories.shape)}")
-    pix, lab = memories[:, :n_pix], memories[:, n_pix:]                       # (K, N), (K, C)
-    s = (v @ pix.T).unsqueeze(-1) - (lab.sum(-1, keepdim=True) - lab).unsqueeze(0)   # (n, K, C)
+    pix, lab = memories[:, :n_pix], memories[:, n_pix:]  # (K, N), (K, C)
+    s = (v @ pix.T).unsqueeze(-1) - (lab.sum(-1, keepdim=True) - lab).unsqueeze(0)  # (n, K, C)
     on = torch.relu((s + lab) / temperature) ** power
     off = torch.relu((s - lab) / temperature) ** power
     return torch.tanh((on - off).sum(-2))
 
 
-def train_kh(v: torch.Tensor, y: torch.Tensor, n_classes: int, *, n_memories: int, power: int,
-             temperature: float, loss_power: int = 2, steps: int, lr: float, batch_size: int,
-             generator: torch.Generator) -> torch.Tensor:
+def train_kh(
+    v: torch.Tensor,
+    y: torch.Tensor,
+    n_classes: int,
+    *,
+    n_memories: int,
+    power: int,
+    temperature: float,
+    loss_power: int = 2,
+    steps: int,
+    lr: float,
+    batch_size: int,
+    generator: torch.Generator,
+) -> torch.Tensor:
     """Train Krotov-Hopfield memories (Adam, loss ``sum (c - t)^{2 m}``, memories clipped to [-1, 1]).
 
     Targets ``t`` are ``+1`` for the right class and ``-1`` otherwise. Returns memories ``(K, N + C)``.
     """
-    for name, value in (("n_memories", n_memories), ("steps", steps), ("batch_size", batch_size),
-                        ("loss_power", loss_power)):
+    for name, value in (
+        ("n_memories", n_memories),
+        ("steps", steps),
+        ("batch_size", batch_size),
+        ("loss_power", loss_power),
+    ):
         checks.positive_int(name, value)
     checks.positive("lr", lr)
-    xi = (0.3 * torch.randn(n_memories, v.shape[-1] + n_classes, generator=generator, dtype=v.dtype,
-                            device=generator.device) - 0.1).to(v.device).clamp(-1, 1).requires_grad_(True)
+    xi = (
+        (
+            0.3
+            * torch.randn(
+                n_memories,
+                v.shape[-1] + n_classes,
+                generator=generator,
+                dtype=v.dtype,
+                device=generator.device,
+            )
+            - 0.1
+        )
+        .to(v.device)
+        .clamp(-1, 1)
+        .requires_grad_(True)
+    )
     opt = torch.optim.Adam([xi], lr=lr)
     tgt = 2 * torch.nn.functional.one_hot(y, n_classes).to(v.dtype) - 1
     for step in range(1, steps + 1):

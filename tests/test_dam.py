@@ -28,6 +28,7 @@ def _model(P, N, C, beta=3.0, seed=1, purity=1.0, batch=()):
 
 # ---------------------------------------------------------------------------------- normaliser
 
+
 def _log_z_quadrature(beta, N):
     """log int_{S^{N-1}} exp(beta w.x) dx = log |S^{N-2}| + log int_0^pi exp(beta cos t) sin^{N-2} t dt."""
     log_area = math.log(2) + (N - 1) / 2 * math.log(math.pi) - math.lgamma((N - 1) / 2)
@@ -37,8 +38,15 @@ def _log_z_quadrature(beta, N):
 
     grid = np.linspace(1e-9, math.pi - 1e-9, 20001)
     peak = max(log_f(t) for t in grid)
-    val, _ = scipy.integrate.quad(lambda t: math.exp(log_f(t) - peak), 0, math.pi, limit=500,
-                                  epsabs=0, epsrel=1e-13, points=[grid[np.argmax([log_f(t) for t in grid])]])
+    val, _ = scipy.integrate.quad(
+        lambda t: math.exp(log_f(t) - peak),
+        0,
+        math.pi,
+        limit=500,
+        epsabs=0,
+        epsrel=1e-13,
+        points=[grid[np.argmax([log_f(t) for t in grid])]],
+    )
     return log_area + peak + math.log(val)
 
 
@@ -47,7 +55,9 @@ def test_log_normaliser_mnist_dimension(beta):
     N = 784
     got = dam.log_normaliser(beta, N).item()
     nu = N / 2 - 1
-    exact = float(N / 2 * mpmath.log(2 * mpmath.pi) + mpmath.log(mpmath.besseli(nu, beta)) - nu * mpmath.log(beta))
+    exact = float(
+        N / 2 * mpmath.log(2 * mpmath.pi) + mpmath.log(mpmath.besseli(nu, beta)) - nu * mpmath.log(beta)
+    )
     assert got == pytest.approx(exact, rel=1e-12, abs=1e-9)
     assert got == pytest.approx(_log_z_quadrature(beta, N), rel=1e-10, abs=1e-8)
 
@@ -96,10 +106,11 @@ def test_log_likelihood_is_a_density_on_the_circle():
 
 # ---------------------------------------------------------------------------------- loss and gradients
 
+
 def test_loss_against_direct_log_sum_exp():
     x, y = _sphere_data(30, 7, 3)
     model = _model(5, 7, 3, purity=0.7, batch=(2,))
-    T = dam.log_terms(model, x)                                    # (2, n, P, C)
+    T = dam.log_terms(model, x)  # (2, n, P, C)
     assert T.shape == (2, 30, 5, 3)
     log_post = T.logsumexp(-2) - T.logsumexp((-2, -1)).unsqueeze(-1)
     torch.testing.assert_close(dam.class_log_posterior(model, x), log_post)
@@ -149,8 +160,9 @@ def test_bad_model_and_data():
 
 def test_init_from_data_is_stratified_and_batched():
     x, y = _sphere_data(50, 5, 3)
-    model = dam.init_from_data(x, y, 7, 3, torch.tensor([1.0, 2.0], dtype=F64), generator=torch.Generator(),
-                               batch=(2,))
+    model = dam.init_from_data(
+        x, y, 7, 3, torch.tensor([1.0, 2.0], dtype=F64), generator=torch.Generator(), batch=(2,)
+    )
     assert model.w.shape == (2, 7, 5) and model.beta.shape == (2,)
     assert torch.equal(model.logits.argmax(-1)[0], torch.arange(7) % 3)
     torch.testing.assert_close(model.class_weights.sum((-2, -1)), torch.ones(2, dtype=F64))
@@ -158,13 +170,16 @@ def test_init_from_data_is_stratified_and_batched():
 
 # ---------------------------------------------------------------------------------- training
 
+
 def test_train_lowers_the_loss_and_keeps_memories_on_the_sphere():
     x, y = _sphere_data(60, 6, 3)
     model = _model(6, 6, 3, batch=(3,))
-    trained = dam.train(model, x, y, steps=60, lr=0.05, batch_size=20, generator=torch.Generator().manual_seed(0))
+    trained = dam.train(
+        model, x, y, steps=60, lr=0.05, batch_size=20, generator=torch.Generator().manual_seed(0)
+    )
     assert bool((dam.loss(trained, x, y) < dam.loss(model, x, y)).all())
     torch.testing.assert_close(trained.w.norm(dim=-1), torch.ones(3, 6, dtype=F64))
-    assert bool(torch.isneginf(trained.logits).eq(torch.isneginf(model.logits)).all())   # purity kept
+    assert bool(torch.isneginf(trained.logits).eq(torch.isneginf(model.logits)).all())  # purity kept
     hist = dam.History([], [], [], [])
     dam.train(model, x, y, steps=10, lr=0.05, eval_every=5, eval_data=(x, y), history=hist)
     assert hist.step == [5, 10] and hist.accuracy[0].shape == (3,)
@@ -190,6 +205,7 @@ def test_polish_reaches_round_off():
 
 
 # ---------------------------------------------------------------------------------- copying and splitting
+
 
 def test_copy_keeps_the_mixture_and_halves_the_copied_gradients():
     x, y = _sphere_data(30, 6, 3)
@@ -233,20 +249,22 @@ def test_splitting_matrix_is_the_antisymmetric_hessian_block():
     big = dam.copy_memories(model, [1])
     H, bases = dam.tangent_hessian(big, x, y)
     N = 5
-    assert H.shape == (3 * (N - 1) + 3 * 1, 3 * (N - 1) + 3 * 1)   # one finite logit per memory
+    assert H.shape == (3 * (N - 1) + 3 * 1, 3 * (N - 1) + 3 * 1)  # one finite logit per memory
     S = dam.splitting_matrix(model, x, y)[1]
-    assert torch.equal(bases[1], bases[2])                         # the copy sits on the original
+    assert torch.equal(bases[1], bases[2])  # the copy sits on the original
     # (delta, -delta) / sqrt(2) on the two copies, delta = B z
     Q = torch.zeros(H.shape[0], N - 1, dtype=F64)
-    Q[1 * (N - 1):2 * (N - 1)] = torch.eye(N - 1, dtype=F64) / math.sqrt(2)
-    Q[2 * (N - 1):3 * (N - 1)] = -torch.eye(N - 1, dtype=F64) / math.sqrt(2)
+    Q[1 * (N - 1) : 2 * (N - 1)] = torch.eye(N - 1, dtype=F64) / math.sqrt(2)
+    Q[2 * (N - 1) : 3 * (N - 1)] = -torch.eye(N - 1, dtype=F64) / math.sqrt(2)
     block = Q.T @ H @ Q
     torch.testing.assert_close(block, bases[1].T @ S @ bases[1] / 2, rtol=1e-8, atol=1e-12)
     # the smallest eigenvalue: from the matrix, matrix-free, and of the whole Hessian
     vals, vecs = dam.splitting_eigen(model, x, y)
     assert vals.shape == (2,) and vecs.shape == (2, N)
     assert vals[1].item() == pytest.approx(torch.linalg.eigvalsh(block)[0].item() * 2, rel=1e-8)
-    approx, dirs = dam.splitting_directions(model, x, y, iters=500, generator=torch.Generator().manual_seed(0))
+    approx, dirs = dam.splitting_directions(
+        model, x, y, iters=500, generator=torch.Generator().manual_seed(0)
+    )
     torch.testing.assert_close(approx, vals, rtol=1e-6, atol=1e-10)
     h_min = torch.linalg.eigvalsh(H)[0].item()
     h_a_min = torch.linalg.eigvalsh(dam.tangent_hessian(model, x, y)[0])[0].item()
@@ -260,18 +278,29 @@ def test_splitting_lowers_the_loss_at_second_order():
     mu = int(vals.argmin())
     base = dam.loss(model, x, y).item()
     eps = 1e-3
-    split = dam.split_memories(model, [mu], vecs[mu:mu + 1], eps=eps)
+    split = dam.split_memories(model, [mu], vecs[mu : mu + 1], eps=eps)
     change = dam.loss(split, x, y).item() - base
     assert change == pytest.approx(eps**2 * vals[mu].item() / 2, rel=1e-2)
 
 
 # ---------------------------------------------------------------------------------- Krotov-Hopfield
 
+
 def test_krotov_hopfield_shapes_and_training():
     x, y = _sphere_data(50, 8, 3)
     v = x.float().clamp(-1, 1)
-    xi = dam.train_kh(v, y, 3, n_memories=6, power=3, temperature=1.0, steps=20, lr=0.01, batch_size=10,
-                      generator=torch.Generator().manual_seed(0))
+    xi = dam.train_kh(
+        v,
+        y,
+        3,
+        n_memories=6,
+        power=3,
+        temperature=1.0,
+        steps=20,
+        lr=0.01,
+        batch_size=10,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert xi.shape == (6, 11) and float(xi.abs().max()) <= 1
     out = dam.kh_outputs(xi, v, power=3, temperature=1.0)
     assert out.shape == (50, 3) and float(out.abs().max()) <= 1
@@ -279,3 +308,28 @@ def test_krotov_hopfield_shapes_and_training():
         dam.kh_outputs(xi[:, :8], v, power=3, temperature=1.0)
     with pytest.raises(ValueError, match="power"):
         dam.kh_outputs(xi, v, power=0, temperature=1.0)
+
+
+# ---------------------------------------------------------------------------------- saddle-point equations
+
+
+def test_saddle_point_iteration_reaches_a_stationary_point_of_the_likelihood():
+    x, y = _sphere_data(60, 5, 2, seed=5)
+    model = _model(4, 5, 2, beta=3.0)
+    fixed, changes = dam.saddle_point_iteration(model, x, y, max_iter=2000, tol=1e-13)
+    assert changes[-1] < 1e-13 and len(changes) < 2000
+    torch.testing.assert_close(fixed.class_weights.sum(), torch.tensor(1.0, dtype=F64))
+    w = fixed.w.clone().requires_grad_(True)
+    a = fixed.logits.clone().requires_grad_(True)
+    dam.log_likelihood(dam.DAM(w, a, fixed.beta), x, y).backward()
+    assert dam.project(fixed.w, w.grad).abs().max().item() < 1e-10
+    assert dam._finite_part(a.grad).abs().max().item() < 1e-10
+    with pytest.raises(ValueError, match="max_iter"):
+        dam.saddle_point_iteration(model, x, y, max_iter=0)
+
+
+def test_mean_overlap_factor():
+    # N = 3: coth(k) - 1/k
+    k = np.array([0.5, 2.0, 10.0])
+    np.testing.assert_allclose(dam.mean_overlap_factor(k, 3), 1 / np.tanh(k) - 1 / k, rtol=1e-12)
+    assert np.all(np.diff(dam.mean_overlap_factor(np.array([1.0, 10.0, 100.0, 1000.0]), 784)) > 0)
