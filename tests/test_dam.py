@@ -1,0 +1,335 @@
+import math
+
+import mpmath
+import numpy as np
+import pytest
+import scipy.integrate
+import scipy.special
+import torch
+
+from damlib import DivergenceError, dam
+
+F64 = torch.float64
+
+
+def _sphere_data(n, N, C, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, N, dtype=F64, generator=g)
+    x = x / x.norm(dim=1, keepdim=True)
+    y = torch.randint(C, (n,), generator=g)
+    return x, y
+
+
+def _model(P, N, C, beta=3.0, seed=1, purity=1.0, batch=()):
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(*batch, P, N, dtype=F64, generator=g)
+    return dam.make_model(w, (torch.arange(P) % C).expand(*batch, P), C, beta, purity=purity)
+
+
+# ---------------------------------------------------------------------------------- normaliser
+
+
+def _log_z_quadrature(beta, N):
+    """log int_{S^{N-1}} exp(beta w.x) dx = log |S^{N-2}| + log int_0^pi exp(beta cos t) sin^{N-2} t dt."""
+    log_area = math.log(2) + (N - 1) / 2 * math.log(math.pi) - math.lgamma((N - 1) / 2)
+
+    def log_f(t):
+        return beta * math.cos(t) + (N - 2) * math.log(math.sin(t))
+
+    grid = np.linspace(1e-9, math.pi - 1e-9, 20001)
+    peak = max(log_f(t) for t in grid)
+    val, _ = scipy.integrate.quad(
+        lambda t: math.exp(log_f(t) - peak),
+        0,
+        math.pi,
+        limit=500,
+        epsabs=0,
+        epsrel=1e-13,
+        points=[grid[np.argmax([log_f(t) for t in grid])]],
+    )
+    return log_area + peak + math.log(val)
+
+
+@pytest.mark.parametrize("beta", [0.5, 5.0, 50.0, 500.0, 5000.0])
+def test_log_normaliser_mnist_dimension(beta):
+    N = 784
+    got = dam.log_normaliser(beta, N).item()
+    nu = N / 2 - 1
+    exact = float(
+        N / 2 * mpmath.log(2 * mpmath.pi) + mpmath.log(mpmath.besseli(nu, beta)) - nu * mpmath.log(beta)
+    )
+    assert got == pytest.approx(exact, rel=1e-12, abs=1e-9)
+    assert got == pytest.approx(_log_z_quadrature(beta, N), rel=1e-10, abs=1e-8)
+
+
+def test_log_normaliser_branches_agree_where_both_finite():
+    # where scipy's ive is representable both branches exist: they must agree
+    nu = 391.0
+    x = np.array([100.0, 200.0, 1000.0, 1e4])
+    assert np.all(scipy.special.ive(nu, x) > 1e-250)
+    direct = np.log(scipy.special.ive(nu, x)) + x
+    np.testing.assert_allclose(dam._log_bessel_debye(nu, x), direct, rtol=1e-13)
+
+
+def test_log_normaliser_closed_forms_and_batch():
+    beta = torch.tensor([[0.3, 2.0], [10.0, 80.0]], dtype=F64)
+    # circle: 2 pi I_0(beta); sphere S^2: 4 pi sinh(beta) / beta
+    circle = torch.log(2 * math.pi * torch.special.i0(beta))
+    torch.testing.assert_close(dam.log_normaliser(beta, 2), circle, rtol=1e-12, atol=0)
+    s2 = torch.log(4 * math.pi * torch.sinh(beta) / beta)
+    torch.testing.assert_close(dam.log_normaliser(beta, 3), s2, rtol=1e-12, atol=0)
+    assert dam.log_normaliser(beta, 784).shape == (2, 2)
+
+
+def test_log_normaliser_bad_input():
+    with pytest.raises(ValueError, match="beta"):
+        dam.log_normaliser(0.0, 784)
+    with pytest.raises(ValueError, match="beta"):
+        dam.log_normaliser(torch.tensor([1.0, float("nan")]), 784)
+    with pytest.raises(ValueError, match="n_features"):
+        dam.log_normaliser(1.0, 1)
+
+
+def test_log_likelihood_is_a_density_on_the_circle():
+    # N = 2: integrate P(x, y) over the circle and the classes numerically
+    model = _model(3, 2, 2, beta=4.0, purity=0.8)
+    t = torch.linspace(0, 2 * math.pi, 4001, dtype=F64)[:-1]
+    x = torch.stack([t.cos(), t.sin()], 1)
+    total = 0.0
+    for k in range(2):
+        y = torch.full((len(t),), k)
+        per_point = dam.log_terms(model, x).logsumexp(-2)[:, k] - dam.log_normaliser(model.beta, 2)
+        torch.testing.assert_close(dam.log_likelihood(model, x, y), per_point.mean())
+        total += per_point.exp().mean().item() * 2 * math.pi
+    assert total == pytest.approx(1.0, rel=1e-10)
+
+
+# ---------------------------------------------------------------------------------- loss and gradients
+
+
+def test_loss_against_direct_log_sum_exp():
+    x, y = _sphere_data(30, 7, 3)
+    model = _model(5, 7, 3, purity=0.7, batch=(2,))
+    T = dam.log_terms(model, x)  # (2, n, P, C)
+    assert T.shape == (2, 30, 5, 3)
+    log_post = T.logsumexp(-2) - T.logsumexp((-2, -1)).unsqueeze(-1)
+    torch.testing.assert_close(dam.class_log_posterior(model, x), log_post)
+    q = dam.targets(y, 3, 0.1)
+    torch.testing.assert_close(dam.loss(model, x, y), -(q * log_post).sum(-1).mean(-1))
+    acc = (log_post.argmax(-1) == y).double().mean(-1)
+    torch.testing.assert_close(dam.accuracy(model, x, y), acc)
+
+
+@pytest.mark.parametrize("purity", [1.0, 0.6])
+def test_gradient_against_autograd(purity):
+    x, y = _sphere_data(40, 6, 3)
+    model = _model(4, 6, 3, purity=purity, batch=(2,))
+    w = model.w.clone().requires_grad_(True)
+    a = model.logits.clone().requires_grad_(True)
+    dam.loss(dam.DAM(w, a, model.beta), x, y).sum().backward()
+    gw, ga = dam.gradient(model, x, y)
+    assert gw.shape == (2, 4, 6) and ga.shape == (2, 4, 3)
+    torch.testing.assert_close(gw, dam.project(model.w, w.grad), rtol=1e-10, atol=1e-14)
+    torch.testing.assert_close(ga, dam._finite_part(a.grad), rtol=1e-10, atol=1e-14)
+    assert torch.allclose((gw * model.w).sum(-1), torch.zeros(2, 4, dtype=F64), atol=1e-15)
+    c = dam.residuals(model, x, y)
+    torch.testing.assert_close(c, dam._score_grad(model, x, y, 0.1).sum(-1))
+    assert bool((dam.gradient_scale(model, x, y) > dam.gradient_norm((gw, ga))).all())
+
+
+def test_bad_model_and_data():
+    x, y = _sphere_data(10, 5, 2)
+    model = _model(2, 5, 2)
+    with pytest.raises(ValueError, match="x must have shape"):
+        dam.loss(model, x[:, :4], y)
+    with pytest.raises(ValueError, match="y must hold labels"):
+        dam.loss(model, x, y + 5)
+    with pytest.raises(ValueError, match="smoothing"):
+        dam.loss(model, x, y, smoothing=1.0)
+    with pytest.raises(ValueError, match="beta"):
+        dam.DAM(model.w, model.logits, torch.tensor(-1.0, dtype=F64))
+    with pytest.raises(ValueError, match="logits"):
+        dam.DAM(model.w, model.logits[:1], model.beta)
+    with pytest.raises(ValueError, match="every class"):
+        dam.make_model(torch.randn(2, 5), torch.tensor([0, 0]), 2, 1.0)
+    with pytest.raises(ValueError, match="purity"):
+        dam.make_model(torch.randn(2, 5), torch.tensor([0, 1]), 2, 1.0, purity=0.0)
+    with pytest.raises(ValueError, match="n_memories"):
+        dam.init_from_data(x, y, 0, 2, 1.0, generator=torch.Generator())
+
+
+def test_init_from_data_is_stratified_and_batched():
+    x, y = _sphere_data(50, 5, 3)
+    model = dam.init_from_data(
+        x, y, 7, 3, torch.tensor([1.0, 2.0], dtype=F64), generator=torch.Generator(), batch=(2,)
+    )
+    assert model.w.shape == (2, 7, 5) and model.beta.shape == (2,)
+    assert torch.equal(model.logits.argmax(-1)[0], torch.arange(7) % 3)
+    torch.testing.assert_close(model.class_weights.sum((-2, -1)), torch.ones(2, dtype=F64))
+
+
+# ---------------------------------------------------------------------------------- training
+
+
+def test_train_lowers_the_loss_and_keeps_memories_on_the_sphere():
+    x, y = _sphere_data(60, 6, 3)
+    model = _model(6, 6, 3, batch=(3,))
+    trained = dam.train(
+        model, x, y, steps=60, lr=0.05, batch_size=20, generator=torch.Generator().manual_seed(0)
+    )
+    assert bool((dam.loss(trained, x, y) < dam.loss(model, x, y)).all())
+    torch.testing.assert_close(trained.w.norm(dim=-1), torch.ones(3, 6, dtype=F64))
+    assert bool(torch.isneginf(trained.logits).eq(torch.isneginf(model.logits)).all())  # purity kept
+    hist = dam.History([], [], [], [])
+    dam.train(model, x, y, steps=10, lr=0.05, eval_every=5, eval_data=(x, y), history=hist)
+    assert hist.step == [5, 10] and hist.accuracy[0].shape == (3,)
+    with pytest.raises(ValueError, match="generator"):
+        dam.train(model, x, y, steps=5, lr=0.1, batch_size=5)
+    with pytest.raises(ValueError, match="lr"):
+        dam.train(model, x, y, steps=5, lr=-1.0)
+    with pytest.raises(ValueError, match="eval_data"):
+        dam.train(model, x, y, steps=5, lr=0.1, eval_every=2)
+    bad = dam.DAM(model.w, model.logits.clone().fill_(float("nan")), model.beta)
+    with pytest.raises(DivergenceError):
+        dam.train(bad, x, y, steps=3, lr=0.1)
+
+
+def test_polish_reaches_round_off():
+    x, y = _sphere_data(40, 5, 2, seed=3)
+    model = dam.polish(_model(2, 5, 2, beta=2.0), x, y, max_iter=300)
+    model = dam.newton_polish(model, x, y, steps=3)
+    rel = dam.gradient_norm(dam.gradient(model, x, y)) / dam.gradient_scale(model, x, y)
+    assert rel.item() < 1e-13
+    with pytest.raises(ValueError, match="single model"):
+        dam.polish(_model(2, 5, 2, batch=(2,)), x, y)
+
+
+# ---------------------------------------------------------------------------------- copying and splitting
+
+
+def test_copy_keeps_the_mixture_and_halves_the_copied_gradients():
+    x, y = _sphere_data(30, 6, 3)
+    model = _model(4, 6, 3, purity=0.7, batch=(2,))
+    big = dam.copy_memories(model, [1, 3])
+    assert big.w.shape == (2, 6, 6)
+    torch.testing.assert_close(dam.class_log_posterior(big, x), dam.class_log_posterior(model, x))
+    torch.testing.assert_close(dam.log_likelihood(big, x, y), dam.log_likelihood(model, x, y))
+    gw, ga = dam.gradient(model, x, y)
+    bw, ba = dam.gradient(big, x, y)
+    torch.testing.assert_close(bw[:, [0, 2]], gw[:, [0, 2]])
+    torch.testing.assert_close(bw[:, [1, 3]], gw[:, [1, 3]] / 2)
+    torch.testing.assert_close(bw[:, [4, 5]], gw[:, [1, 3]] / 2)
+    torch.testing.assert_close(ba[:, [4, 5]], ga[:, [1, 3]] / 2)
+    for bad in ([], [4], [1, 1], [-1]):
+        with pytest.raises(ValueError, match="index"):
+            dam.copy_memories(model, bad)
+
+
+def test_split_moves_the_copies_apart_on_the_sphere():
+    x, y = _sphere_data(30, 6, 3)
+    model = _model(3, 6, 3)
+    u = torch.randn(1, 6, dtype=F64)
+    split = dam.split_memories(model, [2], u, eps=0.1)
+    torch.testing.assert_close(split.w.norm(dim=-1), torch.ones(4, dtype=F64))
+    gap = (split.w[2] - split.w[3]).norm().item()
+    assert 0.19 < gap < 0.2
+    copy = dam.split_memories(model, [2], u, eps=0.0)
+    torch.testing.assert_close(copy.w, dam.copy_memories(model, [2]).w)
+    with pytest.raises(ValueError, match="directions"):
+        dam.split_memories(model, [2], torch.randn(2, 6, dtype=F64), eps=0.1)
+    with pytest.raises(ValueError, match="eps"):
+        dam.split_memories(model, [2], u, eps=-0.1)
+    with pytest.raises(ValueError, match="tangent"):
+        dam.split_memories(model, [2], model.w[2:3], eps=0.1)
+
+
+def test_splitting_matrix_is_the_antisymmetric_hessian_block():
+    x, y = _sphere_data(40, 5, 2, seed=2)
+    model = dam.newton_polish(dam.polish(_model(2, 5, 2, beta=4.0), x, y, max_iter=300), x, y, steps=2)
+    big = dam.copy_memories(model, [1])
+    H, bases = dam.tangent_hessian(big, x, y)
+    N = 5
+    assert H.shape == (3 * (N - 1) + 3 * 1, 3 * (N - 1) + 3 * 1)  # one finite logit per memory
+    S = dam.splitting_matrix(model, x, y)[1]
+    assert torch.equal(bases[1], bases[2])  # the copy sits on the original
+    # (delta, -delta) / sqrt(2) on the two copies, delta = B z
+    Q = torch.zeros(H.shape[0], N - 1, dtype=F64)
+    Q[1 * (N - 1) : 2 * (N - 1)] = torch.eye(N - 1, dtype=F64) / math.sqrt(2)
+    Q[2 * (N - 1) : 3 * (N - 1)] = -torch.eye(N - 1, dtype=F64) / math.sqrt(2)
+    block = Q.T @ H @ Q
+    torch.testing.assert_close(block, bases[1].T @ S @ bases[1] / 2, rtol=1e-8, atol=1e-12)
+    # the smallest eigenvalue: from the matrix, matrix-free, and of the whole Hessian
+    vals, vecs = dam.splitting_eigen(model, x, y)
+    assert vals.shape == (2,) and vecs.shape == (2, N)
+    assert vals[1].item() == pytest.approx(torch.linalg.eigvalsh(block)[0].item() * 2, rel=1e-8)
+    approx, dirs = dam.splitting_directions(
+        model, x, y, iters=500, generator=torch.Generator().manual_seed(0)
+    )
+    torch.testing.assert_close(approx, vals, rtol=1e-6, atol=1e-10)
+    h_min = torch.linalg.eigvalsh(H)[0].item()
+    h_a_min = torch.linalg.eigvalsh(dam.tangent_hessian(model, x, y)[0])[0].item()
+    assert h_min == pytest.approx(min(h_a_min, vals[1].item() / 2, 0.0), abs=1e-10)
+
+
+def test_splitting_lowers_the_loss_at_second_order():
+    x, y = _sphere_data(40, 5, 2, seed=4)
+    model = dam.newton_polish(dam.polish(_model(2, 5, 2, beta=6.0), x, y, max_iter=300), x, y, steps=2)
+    vals, vecs = dam.splitting_eigen(model, x, y)
+    mu = int(vals.argmin())
+    base = dam.loss(model, x, y).item()
+    eps = 1e-3
+    split = dam.split_memories(model, [mu], vecs[mu : mu + 1], eps=eps)
+    change = dam.loss(split, x, y).item() - base
+    assert change == pytest.approx(eps**2 * vals[mu].item() / 2, rel=1e-2)
+
+
+# ---------------------------------------------------------------------------------- Krotov-Hopfield
+
+
+def test_krotov_hopfield_shapes_and_training():
+    x, y = _sphere_data(50, 8, 3)
+    v = x.float().clamp(-1, 1)
+    xi = dam.train_kh(
+        v,
+        y,
+        3,
+        n_memories=6,
+        power=3,
+        temperature=1.0,
+        steps=20,
+        lr=0.01,
+        batch_size=10,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert xi.shape == (6, 11) and float(xi.abs().max()) <= 1
+    out = dam.kh_outputs(xi, v, power=3, temperature=1.0)
+    assert out.shape == (50, 3) and float(out.abs().max()) <= 1
+    with pytest.raises(ValueError, match="memories"):
+        dam.kh_outputs(xi[:, :8], v, power=3, temperature=1.0)
+    with pytest.raises(ValueError, match="power"):
+        dam.kh_outputs(xi, v, power=0, temperature=1.0)
+
+
+# ---------------------------------------------------------------------------------- saddle-point equations
+
+
+def test_saddle_point_iteration_reaches_a_stationary_point_of_the_likelihood():
+    x, y = _sphere_data(60, 5, 2, seed=5)
+    model = _model(4, 5, 2, beta=3.0)
+    fixed, changes = dam.saddle_point_iteration(model, x, y, max_iter=2000, tol=1e-13)
+    assert changes[-1] < 1e-13 and len(changes) < 2000
+    torch.testing.assert_close(fixed.class_weights.sum(), torch.tensor(1.0, dtype=F64))
+    w = fixed.w.clone().requires_grad_(True)
+    a = fixed.logits.clone().requires_grad_(True)
+    dam.log_likelihood(dam.DAM(w, a, fixed.beta), x, y).backward()
+    assert dam.project(fixed.w, w.grad).abs().max().item() < 1e-10
+    assert dam._finite_part(a.grad).abs().max().item() < 1e-10
+    with pytest.raises(ValueError, match="max_iter"):
+        dam.saddle_point_iteration(model, x, y, max_iter=0)
+
+
+def test_mean_overlap_factor():
+    # N = 3: coth(k) - 1/k
+    k = np.array([0.5, 2.0, 10.0])
+    np.testing.assert_allclose(dam.mean_overlap_factor(k, 3), 1 / np.tanh(k) - 1 / k, rtol=1e-12)
+    assert np.all(np.diff(dam.mean_overlap_factor(np.array([1.0, 10.0, 100.0, 1000.0]), 784)) > 0)
