@@ -16,7 +16,9 @@ one sweep, not one run per frame.
 :func:`plane_explorer` is the first such explorer: the two-token landscape of Section 4.3 of
 ``gd`` with a descent trajectory on it, over the correlation ``alpha``, the frequency ``p1`` and
 the learning rate. :func:`plane_states` computes any grid of its states in one batched sweep and
-:func:`draw_plane` draws one state.
+:func:`draw_plane` draws one state. :func:`saddle_explorer` follows the copied memories of ``dam``
+across the inverse temperature ``beta``, and :func:`transfer_explorer` the loss of ``hpt`` against
+the learning rate across model sizes, both on the same pattern.
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ import numpy as np
 import torch
 from IPython.display import display
 
+from . import dam, train
+from . import denseam as dm
 from . import memory as am
-from . import train
+from .config import generator
 from .plotting import COLORS, subplots, to_numpy
 
 
@@ -226,3 +230,171 @@ def plane_explorer(alphas: Sequence[float], p1s: Sequence[float], lrs: Sequence[
         return live_explorer(draw, grid, initial=initial)
     states = plane_states(alphas, p1s, lrs, steps=steps, n=n)
     return precomputed_explorer(lambda **kw: draw(**kw, states=states), grid, initial=initial, dpi=dpi)
+
+
+# --- dam: copied memories become saddles above a threshold in beta -------------------------------
+
+
+def saddle_models(x: torch.Tensor, y: torch.Tensor, betas: Sequence[float], *, n_memories: int = 10,
+                  steps: int, lr: float, seed: int = 0) -> dam.DAM:
+    """One von Mises-Fisher model per ``beta``, all trained together (batch ``(len(betas),)``).
+
+    ``x (n, N)`` unit-norm digits, ``y (n,)`` their classes (10); memories start at training digits.
+    """
+    if len(betas) == 0:
+        raise ValueError("betas must hold at least one value")
+    beta = torch.as_tensor(list(betas), dtype=x.dtype, device=x.device)
+    start = dam.init_from_data(x, y, n_memories, 10, beta, generator=generator(seed), batch=(len(betas),))
+    return dam.train(start, x, y, steps=steps, lr=lr)
+
+
+def saddle_states(models: dam.DAM, x: torch.Tensor, y: torch.Tensor) -> list[dict[str, np.ndarray | float]]:
+    """The splitting picture of every model of a batch over ``beta`` (``models.beta`` of shape ``(B,)``).
+
+    Per model: ``beta``; ``lam (P,)``, the smallest Hessian eigenvalue of the copied point along the
+    splitting direction of each memory, ``(delta, -delta) / sqrt(2)`` (negative: a saddle); ``labels
+    (P,)``, each memory's class; ``worst``, the memory with the lowest ``lam``; ``w (N,)`` that memory and
+    ``u (N,)`` its unit splitting direction. One batched eigen-decomposition for the whole batch.
+    """
+    if models.beta.dim() != 1:
+        raise ValueError(f"models must be a batch over beta of shape (B,), got beta of shape "
+                         f"{tuple(models.beta.shape)}")
+    vals, vecs = dam.splitting_eigen(models, x, y)                          # (B, P), (B, P, N)
+    lam = vals / 2
+    states = []
+    for b, worst in enumerate(lam.argmin(-1).tolist()):
+        states.append({"beta": float(models.beta[b]), "lam": to_numpy(lam[b]),
+                       "labels": to_numpy(models.logits[b].argmax(-1)), "worst": worst,
+                       "w": to_numpy(models.w[b, worst]), "u": to_numpy(vecs[b, worst])})
+    return states
+
+
+def draw_saddle(state: Mapping, *, eps: float = 1.0, ylim=None):
+    """One state of :func:`saddle_states`: each memory's splitting eigenvalue (bars, left), then the worst
+    memory, its splitting direction and the two copies ``normalise(w +- eps u)`` it splits into."""
+    fig = plt.figure(figsize=(9.0, 2.6))
+    grid = fig.add_gridspec(1, 5, width_ratios=[2.2, 1, 1, 1, 1])
+    ax = fig.add_subplot(grid[0])
+    lam = np.asarray(state["lam"])
+    colors = [COLORS[1] if v < 0 else COLORS[0] for v in lam]
+    ax.bar(np.arange(len(lam)), lam, color=colors)
+    ax.axhline(0, color="0.3", lw=0.8)
+    ax.set_yscale("symlog", linthresh=1e-3)
+    if ylim is not None:
+        ax.set_ylim(ylim)
+    ax.set_xticks(np.arange(len(lam)), [str(int(c)) for c in state["labels"]])
+    kind = "saddle" if lam.min() < 0 else "minimum"
+    ax.set(xlabel="memory (its class)", ylabel="splitting eigenvalue",
+           title=rf"$\beta$ = {state['beta']:.2f}: {kind}")
+    w, u = np.asarray(state["w"]), np.asarray(state["u"])
+    side = int(round(len(w) ** 0.5))
+    plus, minus = w + eps * u, w - eps * u
+    images = [(w, "worst memory", "gray_r"), (u, "splitting direction", "RdBu_r"),
+              (plus / np.linalg.norm(plus), "copy +", "gray_r"), (minus / np.linalg.norm(minus), "copy -", "gray_r")]
+    for k, (img, title, cmap) in enumerate(images):
+        bx = fig.add_subplot(grid[k + 1])
+        lim = np.abs(img).max()
+        bx.imshow(img.reshape(side, side), cmap=cmap, vmin=-lim if cmap == "RdBu_r" else None,
+                  vmax=lim if cmap == "RdBu_r" else None)
+        bx.set_title(title, fontsize=8)
+        bx.axis("off")
+    return fig
+
+
+def saddle_explorer(x: torch.Tensor, y: torch.Tensor, betas: Sequence[float], *, n_memories: int = 10,
+                    steps: int, lr: float, seed: int = 0, models: dam.DAM | None = None, live: bool = False,
+                    initial: Mapping | None = None, dpi: int = 80) -> widgets.VBox:
+    """A slider over ``beta`` showing which copied memories are saddles and how the worst one splits.
+
+    ``live=False`` trains every ``beta`` as one batch (or reuses ``models``, a batch already trained
+    over ``betas``) and stores every frame in the page; ``live=True`` trains the chosen ``beta`` when
+    the slider moves (needs a kernel).
+    """
+    def state_at(beta):
+        return saddle_states(saddle_models(x, y, [beta], n_memories=n_memories, steps=steps, lr=lr, seed=seed),
+                             x, y)[0]
+
+    grid = {"beta": [round(float(b), 2) for b in betas]}
+    if live:
+        return live_explorer(lambda beta: draw_saddle(state_at(beta)), grid, initial=initial)
+    if models is None:
+        models = saddle_models(x, y, betas, n_memories=n_memories, steps=steps, lr=lr, seed=seed)
+    elif tuple(models.beta.shape) != (len(betas),):
+        raise ValueError(f"models must be a batch over the {len(betas)} betas, got beta of shape "
+                         f"{tuple(models.beta.shape)}")
+    states = dict(zip(grid["beta"], saddle_states(models, x, y)))
+    lam = np.concatenate([s["lam"] for s in states.values()])
+    span = np.abs(lam).max() * 1.5
+    ylim = (-span if lam.min() < 0 else -1e-3, span)
+    return precomputed_explorer(lambda beta: draw_saddle(states[beta], ylim=ylim), grid, initial=initial, dpi=dpi)
+
+
+# --- hpt: loss against learning rate across model sizes ------------------------------------------
+
+
+def draw_transfer(histories: Sequence[dm.History], sizes: Sequence[int], index: int, *, title: str = "",
+                  size_name: str = "K", ylim=None):
+    """Final loss (mean over seeds) against the base learning rate: size ``sizes[index]`` in colour with
+    its optimum (cross, :func:`damlib.denseam.optimal_lr`), the other sizes in grey, and the smallest
+    size's optimum as a dashed line. ``histories[i]`` is the sweep at ``sizes[i]``."""
+    fig, axes = subplots(1, 1, width=4.6, height=3.2)
+    ax = axes[0, 0]
+    for i, h in enumerate(histories):
+        if i != index:
+            ax.loglog(to_numpy(h.lrs), to_numpy(h.final.mean(-1)), "-", color="0.8", lw=1)
+    h = histories[index]
+    final = h.final.mean(-1)
+    ax.loglog(to_numpy(h.lrs), to_numpy(final), "o-", ms=3, color=COLORS[1], label=f"{size_name} = {sizes[index]}")
+    ax.plot(dm.optimal_lr(h), float(final.nan_to_num(posinf=1e9).min()), "x", ms=9, mew=2, color=COLORS[1])
+    ax.axvline(dm.optimal_lr(histories[0]), color="0.3", ls="--", lw=1,
+               label=f"optimum at {size_name} = {sizes[0]}")
+    if ylim is not None:
+        ax.set_ylim(ylim)
+    ax.set(xlabel=r"base learning rate $\eta$", ylabel="final loss / D", title=title)
+    ax.legend(loc="upper left", fontsize=7)
+    return fig
+
+
+def transfer_explorer(sizes: Sequence[int], recipes: Mapping[str, Callable[[int], dm.History]], *,
+                      histories: Mapping[str, Sequence[dm.History]] | None = None, size_name: str = "K",
+                      live: bool = False, initial: Mapping | None = None, dpi: int = 80) -> widgets.VBox:
+    """Sliders over the model size and the recipe, showing the loss against the learning rate.
+
+    ``recipes[label](size)`` trains one batched sweep over learning rates and seeds at that size
+    (:func:`damlib.denseam.sweep`). ``live=False`` runs every recipe at every size (or reuses
+    ``histories[label][i]``, the sweep at ``sizes[i]``) and stores every frame in the page;
+    ``live=True`` runs a recipe when a slider asks for it (needs a kernel), keeping what it ran.
+    """
+    if not recipes:
+        raise ValueError("recipes must name at least one sweep")
+    sizes = list(sizes)
+    grid = {size_name: sizes, "recipe": list(recipes)}
+    if live:
+        cache: dict[tuple[str, int], dm.History] = {}
+
+        def draw_live(recipe, **size):
+            n = size[size_name]
+            for s in sizes:
+                if (recipe, s) not in cache and (s == n or s == sizes[0]):
+                    cache[(recipe, s)] = recipes[recipe](s)
+            shown = [s for s in sizes if (recipe, s) in cache]
+            return draw_transfer([cache[(recipe, s)] for s in shown], shown, shown.index(n), title=recipe,
+                                 size_name=size_name)
+
+        return live_explorer(draw_live, grid, initial=initial)
+    if histories is None:
+        histories = {label: [make(s) for s in sizes] for label, make in recipes.items()}
+    for label in recipes:
+        if len(histories.get(label, ())) != len(sizes):
+            raise ValueError(f"histories[{label!r}] must hold one sweep per size ({len(sizes)})")
+    ylims = {}  # one vertical range per recipe, so that frames of a recipe compare at a glance
+    for label in recipes:
+        finals = torch.cat([h.final.mean(-1) for h in histories[label]])
+        finals = finals[torch.isfinite(finals)]
+        ylims[label] = (float(finals.min()) / 1.3, float(finals.max()) * 1.3) if len(finals) else None
+
+    def draw(recipe, **size):
+        return draw_transfer(histories[recipe], sizes, sizes.index(size[size_name]), title=recipe,
+                             size_name=size_name, ylim=ylims[recipe])
+
+    return precomputed_explorer(draw, grid, initial=initial, dpi=dpi)

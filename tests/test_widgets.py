@@ -86,3 +86,55 @@ def test_plane_bad_input():
         widgets.plane_states([0.5], [0.0], [1.0])
     with pytest.raises(ValueError, match="lrs"):
         widgets.plane_states([0.5], [0.5], [])
+
+
+def _tiny_digits(n=60, side=4):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, side * side, generator=g, dtype=torch.float64)
+    return x / x.norm(dim=-1, keepdim=True), torch.arange(n) % 10
+
+
+def test_saddle_states_match_the_splitting_eigenvalues():
+    from damlib import dam
+
+    x, y = _tiny_digits()
+    models = widgets.saddle_models(x, y, [1.0, 8.0], steps=20, lr=0.05)
+    states = widgets.saddle_states(models, x, y)
+    vals, _ = dam.splitting_eigen(models, x, y, vectors=False)
+    for b, state in enumerate(states):
+        np.testing.assert_allclose(state["lam"], vals[b].numpy() / 2, rtol=1e-10)
+        assert state["worst"] == int(vals[b].argmin())
+        # the direction is a unit tangent vector at the worst memory
+        assert abs(np.linalg.norm(state["u"]) - 1) < 1e-10 and abs(state["u"] @ state["w"]) < 1e-10
+    fig = widgets.draw_saddle(states[-1])
+    assert len(fig.axes) == 5
+    plt.close("all")
+    box = widgets.saddle_explorer(x, y, [1.0, 8.0], steps=20, lr=0.05, models=models)
+    assert isinstance(box.children[-1], Stack) and len(box.children[-1].children) == 2
+    with pytest.raises(ValueError, match="models"):
+        widgets.saddle_explorer(x, y, [1.0, 2.0, 8.0], steps=20, lr=0.05, models=models)
+    with pytest.raises(ValueError, match="betas"):
+        widgets.saddle_models(x, y, [], steps=1, lr=0.1)
+
+
+def test_transfer_explorer_static_and_live():
+    from damlib import denseam as dm
+
+    calls = []
+
+    def make(D):
+        calls.append(D)
+        return dm.sweep(dm.proportional(D), [0.01, 0.1], seeds=1, steps=3, progress=False)
+
+    box = widgets.transfer_explorer([4, 8], {"linear": make}, size_name="D")
+    assert sorted(calls) == [4, 8]
+    assert [w.description for w in box.children[:2]] == ["D", "recipe"]
+    live = widgets.transfer_explorer([4, 8], {"linear": make}, size_name="D", live=True)
+    assert calls[2:] == [4]                       # the first frame needs the smallest size only
+    live.children[0].index = 1
+    assert calls[3:] == [8]
+    plt.close("all")
+    with pytest.raises(ValueError, match="recipes"):
+        widgets.transfer_explorer([4], {})
+    with pytest.raises(ValueError, match="histories"):
+        widgets.transfer_explorer([4, 8], {"linear": make}, histories={"linear": []})
