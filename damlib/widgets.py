@@ -53,7 +53,8 @@ def _check_grid(grid: Mapping[str, Sequence]) -> dict[str, list]:
 
 
 def _label(value) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    """A slider's text for a grid value; sliders show no maths, so ``$`` signs are dropped."""
+    return f"{value:g}" if isinstance(value, float) else str(value).replace("$", "")
 
 
 def render_png(fig, dpi: int = 90) -> bytes:
