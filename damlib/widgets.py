@@ -36,6 +36,7 @@ from IPython.display import display
 from . import dam, train
 from . import denseam as dm
 from . import memory as am
+from .config import device as default_device
 from .config import generator
 from .plotting import COLORS, subplots, to_numpy
 
@@ -136,46 +137,38 @@ def live_explorer(draw: Callable[..., object], grid: Mapping[str, Sequence], *,
 # --- The two-token plane of gd, Section 4.3 ------------------------------------------------------
 
 
-def two_token_problem(alpha: float, p1: float, *, dtype=torch.float64):
-    """Section 4.2's problem: ``E (2, 2)`` with correlation ``alpha``, ``p = (p1, 1 - p1)``, ``f(x) = x``."""
-    if not 0 < p1 < 1:
-        raise ValueError(f"p1 must lie in (0, 1), got {p1!r}")
-    E = am.correlated_pair(alpha, dtype=dtype)
-    p = torch.tensor([p1, 1 - p1], dtype=dtype)
-    return E, p, torch.arange(2)
-
-
 def plane_states(alphas: Sequence[float], p1s: Sequence[float], lrs: Sequence[float], *, steps: int = 35,
-                 n: int = 60, g0_range=(-1.0, 8.0), g1_range=(-17.0, 10.0),
-                 dtype=torch.float64) -> dict[tuple[float, float, float], dict[str, np.ndarray]]:
+                 n: int = 60, g0_range=(-1.0, 8.0), g1_range=(-17.0, 10.0), dtype=torch.float64,
+                 device=None) -> dict[tuple[float, float, float], dict[str, np.ndarray]]:
     """Landscapes and GD trajectories from ``g = 0`` for every ``(alpha, p1, lr)`` of the product grid.
 
     All trajectories are one batched :func:`damlib.train.sweep` (batch ``(A, P, L)``) and all
     landscapes one batched :func:`damlib.memory.landscape` call. Each state's window is the given
     one, grown to hold its whole trajectory. Returns, per grid point, numpy arrays ``g (n, n, 2)``,
     ``loss`` and ``zero_one`` ``(n, n)``, ``path (steps + 1, 2)``, ``path_loss`` and
-    ``path_zero_one`` ``(steps + 1,)``.
+    ``path_zero_one`` ``(steps + 1,)``. Computed on ``device`` (default :func:`damlib.device`).
     """
     for name, values in (("alphas", alphas), ("p1s", p1s), ("lrs", lrs)):
         if len(values) == 0:
             raise ValueError(f"{name} must hold at least one value")
     if not all(0 < p1 < 1 for p1 in p1s):
         raise ValueError(f"p1s must lie in (0, 1), got {list(p1s)!r}")
-    a = torch.as_tensor(alphas, dtype=dtype)
-    p1 = torch.as_tensor(p1s, dtype=dtype)
+    kw = dict(dtype=dtype, device=device if device is not None else default_device())
+    a = torch.as_tensor(alphas, **kw)
+    p1 = torch.as_tensor(p1s, **kw)
     E = am.correlated_pair(a)[:, None, None]                                   # (A, 1, 1, 2, 2)
     p = torch.stack([p1, 1 - p1], -1)[None, :, None]                            # (1, P, 1, 2)
-    lr = torch.as_tensor(lrs, dtype=dtype)[None, None, :]                       # (1, 1, L)
-    targets = torch.arange(2)
-    run = train.sweep(torch.zeros(2, 2, dtype=dtype), E, torch.eye(2, dtype=dtype), p, targets,
+    lr = torch.as_tensor(lrs, **kw)[None, None, :]                              # (1, 1, L)
+    targets = torch.arange(2, device=kw["device"])
+    run = train.sweep(torch.zeros(2, 2, **kw), E, torch.eye(2, **kw), p, targets,
                       lr=lr, steps=steps, record=("W", "loss", "zero_one"))
     path = am.matrix_to_plane(run["W"])                                        # (T, A, P, L, 2)
 
-    lo = torch.minimum(path.amin(0), torch.tensor([g0_range[0], g1_range[0]], dtype=dtype))
-    hi = torch.maximum(path.amax(0), torch.tensor([g0_range[1], g1_range[1]], dtype=dtype))
+    lo = torch.minimum(path.amin(0), torch.tensor([g0_range[0], g1_range[0]], **kw))
+    hi = torch.maximum(path.amax(0), torch.tensor([g0_range[1], g1_range[1]], **kw))
     pad = 0.05 * (hi - lo)
     lo, hi = lo - pad, hi + pad                                                # (A, P, L, 2)
-    s = torch.linspace(0, 1, n, dtype=dtype)
+    s = torch.linspace(0, 1, n, **kw)
     axis = lo[..., None, :] + (hi - lo)[..., None, :] * s[:, None]              # (A, P, L, n, 2)
     g0, g1 = axis[..., None, :, 0], axis[..., :, None, 1]                      # rows run over g1
     g = torch.stack(torch.broadcast_tensors(g0, g1), -1)                       # (A, P, L, n, n, 2)

@@ -55,7 +55,8 @@ def test_bad_grid(grid):
 def test_plane_states_match_single_runs():
     states = widgets.plane_states([0.5, 0.95], [0.75], [1.0, 10.0], steps=6, n=9)
     assert len(states) == 4
-    E, p, targets = widgets.two_token_problem(0.95, 0.75)
+    E = am.correlated_pair(0.95)
+    p, targets = torch.tensor([0.75, 0.25], dtype=torch.float64), torch.arange(2)
     state = states[(0.95, 0.75, 10.0)]
     single = train.plane_picture(E, p, targets, lr=10.0, steps=6, n=2)
     np.testing.assert_allclose(state["path"], single["path"][:, 0].numpy(), rtol=0, atol=1e-12)
@@ -78,10 +79,8 @@ def test_plane_explorer_static_and_live():
 
 
 def test_plane_bad_input():
-    with pytest.raises(ValueError, match="p1"):
-        widgets.two_token_problem(0.5, 1.0)
     with pytest.raises(ValueError, match="alpha"):
-        widgets.two_token_problem(2.0, 0.5)
+        widgets.plane_states([2.0], [0.5], [1.0])
     with pytest.raises(ValueError, match="p1s"):
         widgets.plane_states([0.5], [0.0], [1.0])
     with pytest.raises(ValueError, match="lrs"):
