@@ -2,7 +2,7 @@
 
 Compares, in one run and on one device:
   * a batched learning-rate sweep (R runs on a leading axis) against R single runs in a loop;
-  * the gradient accumulated over chunks against the one-shot gradient.
+  * the gradient accumulated over chunks against the one-shot gradient (and the loop with chunks).
 Prints seconds per step and the ratios. Usage: python benchmarks/transformer_sweep.py [--d 64 --T 32 --n 1024]
 """
 
@@ -50,10 +50,14 @@ def main() -> None:
     batched = seconds(lambda: tf.loss_and_gradient(frozen, params, seqs), args.repeat)
     looped = seconds(lambda: [tf.loss_and_gradient(frozen, p, seqs) for p in singles], args.repeat)
     chunked = seconds(lambda: tf.loss_and_gradient(frozen, params, seqs, chunk=args.chunk), args.repeat)
+    looped_chunked = seconds(lambda: [tf.loss_and_gradient(frozen, p, seqs, chunk=args.chunk) for p in singles],
+                             args.repeat)
     print(f"device={dev} d={args.d} T={args.T} n={args.n} runs={args.runs} threads={torch.get_num_threads()}")
     print(f"batched sweep  {batched:.3f} s/step")
     print(f"looped runs    {looped:.3f} s/step   (looped / batched = {looped / batched:.2f})")
     print(f"chunks of {args.chunk:<4} {chunked:.3f} s/step   (chunked / one-shot = {chunked / batched:.2f})")
+    print(f"looped, chunks {looped_chunked:.3f} s/step   (looped / batched, both chunked = "
+          f"{looped_chunked / chunked:.2f})")
 
 
 if __name__ == "__main__":
