@@ -339,9 +339,11 @@ def draw_transfer(histories: Sequence[dm.History], sizes: Sequence[int], index: 
     h = histories[index]
     final = h.final.mean(-1)
     ax.loglog(to_numpy(h.lrs), to_numpy(final), "o-", ms=3, color=COLORS[1], label=f"{size_name} = {sizes[index]}")
-    ax.plot(dm.optimal_lr(h), float(final.nan_to_num(posinf=1e9).min()), "x", ms=9, mew=2, color=COLORS[1])
-    ax.axvline(dm.optimal_lr(histories[0]), color="0.3", ls="--", lw=1,
-               label=f"optimum at {size_name} = {sizes[0]}")
+    if bool(torch.isfinite(final).any()):      # a sweep diverged at every learning rate has no optimum
+        ax.plot(dm.optimal_lr(h), float(final.nan_to_num(posinf=1e9).min()), "x", ms=9, mew=2, color=COLORS[1])
+    if bool(torch.isfinite(histories[0].final.mean(-1)).any()):
+        ax.axvline(dm.optimal_lr(histories[0]), color="0.3", ls="--", lw=1,
+                   label=f"optimum at {size_name} = {sizes[0]}")
     if ylim is not None:
         ax.set_ylim(ylim)
     ax.set(xlabel=r"base learning rate $\eta$", ylabel="final loss / D", title=title)

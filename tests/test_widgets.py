@@ -133,6 +133,11 @@ def test_transfer_explorer_static_and_live():
     live.children[0].index = 1
     assert calls[3:] == [8]
     plt.close("all")
+    diverged = make(4)
+    diverged.loss[:] = float("inf")
+    fig = widgets.draw_transfer([diverged, diverged], [4, 8], 1)     # no optimum to mark: no error
+    assert len(fig.axes[0].lines) == 2
+    plt.close("all")
     with pytest.raises(ValueError, match="recipes"):
         widgets.transfer_explorer([4], {})
     with pytest.raises(ValueError, match="histories"):
