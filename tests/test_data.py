@@ -74,3 +74,13 @@ def test_coarse_grain():
     assert data.coarse_grain(torch.rand(3, 784), 4).shape == (3, 49)
     with pytest.raises(ValueError, match="s must divide"):
         data.coarse_grain(torch.rand(3, 784), 5)
+
+
+def test_train_slice_refuses_more_digits_than_the_data_has():
+    digits = data.Digits(torch.rand(5, 784), torch.arange(5), torch.rand(2, 784), torch.arange(2), "five digits")
+    x, y = digits.train(3)
+    assert x.shape == (3, 784) and y.tolist() == [0, 1, 2]
+    with pytest.raises(ValueError, match="n_train=6.*DAMLIB_MNIST"):
+        digits.train(6)
+    with pytest.raises(ValueError, match="n_train"):
+        digits.train(0)
