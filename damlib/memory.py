@@ -99,7 +99,9 @@ def minibatch_frequencies(
     return (counts / batch_size).to(p.device)
 
 
-def _check_problem(E, U, p, targets) -> None:
+def check_problem(E, U, p, targets) -> None:
+    """Shapes and values of a problem: ``E (..., N, d)``, ``U (..., M, d')``, ``p (..., N)`` summing to one,
+    ``targets (N,)`` long class indices in ``[0, M)``; raises ``ValueError`` naming the argument."""
     checks.shape("E", E, (None, None))
     checks.shape("U", U, (None, None))
     n, m = E.shape[-2], U.shape[-2]
@@ -126,7 +128,7 @@ def loss_from_scores(S: torch.Tensor, p: torch.Tensor, targets: torch.Tensor) ->
 
 def loss(W, E, U, p, targets) -> torch.Tensor:
     """The loss ``L(W)`` for ``W (..., d, d')``, shape ``(...)``."""
-    _check_problem(E, U, p, targets)
+    check_problem(E, U, p, targets)
     return loss_from_scores(scores(W, E, U), p, targets)
 
 
@@ -137,7 +139,7 @@ def residuals(S: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 def gradient(W, E, U, p, targets) -> torch.Tensor:
     """Closed-form gradient ``sum_x p(x) e_x (sum_z (p_W(z|x) - 1[z=f*(x)]) u_z)^T``, shape of ``W``."""
-    _check_problem(E, U, p, targets)
+    check_problem(E, U, p, targets)
     R = residuals(scores(W, E, U), targets)
     return E.transpose(-1, -2) @ (p.unsqueeze(-1) * R) @ U
 
@@ -186,7 +188,7 @@ def descend(W0, E, U, p, targets, *, lr, steps: int) -> torch.Tensor:
     checks.positive_int("steps", steps)
     n = E.shape[-2]
     rows = _per_step(p, steps, n)
-    _check_problem(E, U, rows[0], targets)
+    check_problem(E, U, rows[0], targets)
     checks.probabilities("p", rows)
     eta = _learning_rate(lr, W0)
     out = [W0]
@@ -237,7 +239,7 @@ def hessian(W, E, U, p, targets) -> torch.Tensor:
     ``targets`` only enters through the problem check: the Hessian of the cross-entropy does not
     depend on the labels.
     """
-    _check_problem(E, U, p, targets)
+    check_problem(E, U, p, targets)
     P = torch.softmax(scores(W, E, U), dim=-1)                                  # (..., N, M)
     mu = P @ U                                                                  # (..., N, d')
     second = torch.einsum("...xz,zj,zl->...xjl", P, U, U)                       # (..., N, d', d')
@@ -311,7 +313,7 @@ def landscape(g: torch.Tensor, E, p, targets, *, fields=("loss", "zero_one")) ->
     checks.shape("E", E, (None, 2))
     U = torch.eye(2, dtype=E.dtype, device=E.device)
     W = plane_to_matrix(g)
-    _check_problem(E, U, p, targets)
+    check_problem(E, U, p, targets)
     S = scores(W, E, U)                                                         # (..., N, 2)
     out = {}
     if "loss" in fields:

@@ -54,16 +54,8 @@ def _batch_shape(W0, E, U, p, lr) -> torch.Size:
 
 
 def _check_sweep(W0, E, U, p, targets, lr, steps, record, at, batch_size):
-    checks.shape("E", E, (None, None))
-    checks.shape("U", U, (None, None))
-    n, m, d, dp = E.shape[-2], U.shape[-2], E.shape[-1], U.shape[-1]
-    checks.shape("W0", W0, (d, dp))
-    checks.shape("p", p, (n,))
-    checks.probabilities("p", p)
-    if not isinstance(targets, torch.Tensor) or targets.dtype != torch.long or targets.shape != (n,):
-        raise ValueError(f"targets must be a long tensor of shape ({n},), got {targets!r}")
-    if bool((targets < 0).any()) or bool((targets >= m).any()):
-        raise ValueError(f"targets must be class indices in [0, {m}), got {targets.tolist()}")
+    am.check_problem(E, U, p, targets)
+    checks.shape("W0", W0, (E.shape[-1], U.shape[-1]))
     lr = torch.as_tensor(lr, dtype=W0.dtype, device=W0.device)
     if not bool(torch.isfinite(lr).all()) or bool((lr < 0).any()):
         raise ValueError(f"lr must be finite and non-negative, got {lr.flatten()[:6].tolist()}")

@@ -6,14 +6,7 @@ import torch
 from damlib import DivergenceError, config
 from damlib import memory as am
 
-
-@pytest.fixture(autouse=True)
-def float64():
-    """The memory is studied in float64, as in the paper."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 @pytest.fixture
