@@ -1,7 +1,8 @@
 """Batched against looped: a sweep over beta of the vMF dense associative memory (damlib.dam).
 
 Trains ``B`` models (one per beta) for a few Adam steps, once as one batch (leading axis) and once
-one model after the other, and prints the two wall times and their ratio. Not run by the tests.
+one model after the other, and prints the two wall times and their ratio, then the batched time on the
+CPU and on the GPU (when torch sees one). Not run by the tests.
 
     python benchmarks/dam_sweep.py [--betas 12] [--memories 10] [--digits 2000] [--steps 50]
 """
@@ -9,10 +10,10 @@ one model after the other, and prints the two wall times and their ratio. Not ru
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
+from timing import devices, report_devices, seconds
 from tqdm.auto import tqdm
 
 import damlib
@@ -29,34 +30,33 @@ def main() -> None:
 
     device = damlib.device()
     digits = data.load_mnist()
-    x = data.centre_and_normalise(digits.train_x[: args.digits]).to(device)
-    y = digits.train_y[: args.digits].to(device)
-    betas = torch.tensor(np.geomspace(1.0, 12.0, args.betas), dtype=x.dtype, device=device)
-    start = dam.init_from_data(x, y, args.memories, 10, betas, generator=damlib.generator(0),
-                               batch=(args.betas,))
 
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+    def problem(dev):
+        x = data.centre_and_normalise(digits.train_x[: args.digits]).to(dev)
+        y = digits.train_y[: args.digits].to(dev)
+        betas = torch.tensor(np.geomspace(1.0, 12.0, args.betas), dtype=x.dtype, device=dev)
+        start = dam.init_from_data(x, y, args.memories, 10, betas, generator=damlib.generator(0),
+                                   batch=(args.betas,))
+        return start, x, y
 
-    sync()
-    t0 = time.perf_counter()
-    batched = dam.train(start, x, y, steps=args.steps, lr=0.02)
-    sync()
-    t_batched = time.perf_counter() - t0
+    def batched_on(dev):
+        start, x, y = problem(dev)
+        return lambda: dam.train(start, x, y, steps=args.steps, lr=0.02)
 
-    t0 = time.perf_counter()
-    looped = []
-    for b in tqdm(range(args.betas), desc="looped"):
-        one = dam.DAM(start.w[b], start.logits[b], start.beta[b])
-        looped.append(dam.train(one, x, y, steps=args.steps, lr=0.02).w)
-    sync()
-    t_looped = time.perf_counter() - t0
-    gap = (torch.stack(looped) - batched.w).abs().max().item()
+    start, x, y = problem(device)
+
+    def looped():
+        return torch.stack([dam.train(dam.DAM(start.w[b], start.logits[b], start.beta[b]), x, y,
+                                      steps=args.steps, lr=0.02).w for b in tqdm(range(args.betas), desc="looped")])
+
+    t_batched = seconds(batched_on(device), device, warmup=False)
+    t_looped = seconds(looped, device, warmup=False)
+    gap = (looped() - batched_on(device)().w).abs().max().item()
     print(f"device {device}, {args.betas} models x {args.memories} memories, {args.digits} digits, "
           f"{args.steps} steps")
     print(f"batched {t_batched:.2f} s, looped {t_looped:.2f} s, ratio {t_looped / t_batched:.2f}; "
           f"largest difference of the memories {gap:.1e}")
+    report_devices("batched sweep", {d: seconds(batched_on(d), d) for d in devices()})
 
 
 if __name__ == "__main__":

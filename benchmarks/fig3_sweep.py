@@ -8,7 +8,8 @@ from W0 = 0, and records the first step at which both tokens are classified.
 - looped: what a plain script does: for each grid point, a ``W`` parameter, ``torch.optim.SGD``,
   and 1,000 steps of forward, backward and optimiser step, checking accuracy at each step.
 
-Both must give the same step counts; the script prints both times and their ratio.
+Both must give the same step counts; the script prints both times and their ratio, then the batched
+sweep's time on the CPU and on the GPU (when torch sees one).
 Run: ``python benchmarks/fig3_sweep.py [--runs K]`` (``--runs`` times the loop on the first K
 grid points only and extrapolates, for a quick look; the default loops over all 1,000).
 """
@@ -19,6 +20,7 @@ import argparse
 import time
 
 import torch
+from timing import devices, report_devices, seconds
 from tqdm.auto import tqdm
 
 import damlib
@@ -65,12 +67,13 @@ def main():
     targets = torch.arange(2, device=device)
     U = torch.eye(2, dtype=dtype, device=device)
 
+    def batched_on(dev):
+        E, p, lr = grid(dtype, dev)
+        return lambda: train.first_perfect_step(E, p, torch.arange(2, device=dev), lr=lr, steps=args.steps)
+
     train.first_perfect_step(E[:1, :1, :1], p[:1, :1, :1], targets, lr=lr[:1, :1, :1], steps=5)  # warm-up
-    start = time.perf_counter()
-    batched = train.first_perfect_step(E, p, targets, lr=lr, steps=args.steps)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t_batched = time.perf_counter() - start
+    t_batched = seconds(batched_on(device), device, warmup=False)
+    batched = batched_on(device)()
 
     flat_E, flat_p, flat_lr = E.reshape(-1, 2, 2), p.reshape(-1, 2), lr.reshape(-1)
     runs = min(max(args.runs, 1), flat_E.shape[0])
@@ -89,6 +92,7 @@ def main():
     if not bool(same.all()):
         bad = (~same).nonzero().flatten()[:5].tolist()
         raise SystemExit(f"step counts differ at runs {bad}")
+    report_devices("batched sweep", {d: seconds(batched_on(d), d) for d in devices()})
 
 
 if __name__ == "__main__":

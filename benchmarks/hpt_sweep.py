@@ -3,15 +3,17 @@
 Usage: python benchmarks/hpt_sweep.py [--D 32] [--lrs 13] [--seeds 3] [--steps 200] [--threads 1]
 
 Both sides train the same models (same Setup, learning rates, steps) on the same device; the looped side
-builds one single-run Sweep per (learning rate, seed). Prints both wall times and their ratio.
+builds one single-run Sweep per (learning rate, seed). Prints both wall times and their ratio, then the
+batched sweep's time on the CPU and on the GPU (when torch sees one) and their ratio.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
+from dataclasses import replace
 
 import torch
+from timing import devices, report_devices, seconds
 from tqdm.auto import tqdm
 
 import damlib
@@ -32,30 +34,24 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     dev = damlib.device()
     setup = dm.proportional(args.D, activation=args.activation, optimizer=args.optimizer)
-    lrs = torch.logspace(-3, 0, args.lrs) if args.optimizer == "sgd" else torch.logspace(-4, -0.5, args.lrs)
+    lrs = replace(dm.grid(), n_lr=args.lrs).lrs(args.optimizer)
     runs = args.lrs * args.seeds
     print(f"device={dev} threads={torch.get_num_threads()} {setup}\n{runs} runs x {args.steps} steps")
 
-    def sync():
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
+    def batched(device=dev):
+        return dm.sweep(setup, lrs, seeds=args.seeds, steps=args.steps, progress=False, device=device)
+
+    def looped():
+        for lr in tqdm(lrs.tolist(), desc="one at a time"):
+            for s in range(args.seeds):
+                dm.sweep(setup, [lr], seeds=1, seed=s, steps=args.steps, progress=False)
 
     dm.sweep(setup, lrs[:2], seeds=1, steps=5, progress=False)          # warm-up
-    sync()
-    t0 = time.perf_counter()
-    batched = dm.sweep(setup, lrs, seeds=args.seeds, steps=args.steps, progress=False)
-    sync()
-    t_batched = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    looped = []
-    for lr in tqdm(lrs.tolist(), desc="one at a time"):
-        for s in range(args.seeds):
-            looped.append(dm.sweep(setup, [lr], seeds=1, seed=s, steps=args.steps, progress=False).final)
-    sync()
-    t_loop = time.perf_counter() - t0
+    t_batched = seconds(batched, dev, warmup=False)
+    t_loop = seconds(looped, dev, warmup=False)
     print(f"batched: {t_batched:.2f} s   one at a time: {t_loop:.2f} s   ratio: {t_loop / t_batched:.1f}x")
-    print(f"optimal base lr (batched sweep): {dm.optimal_lr(batched):.4g}")
+    print(f"optimal base lr (batched sweep): {dm.optimal_lr(batched()):.4g}")
+    report_devices("batched sweep", {d: seconds(lambda d=d: batched(d), d) for d in devices()})
 
 
 if __name__ == "__main__":
