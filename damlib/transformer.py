@@ -427,11 +427,11 @@ def association_margins(W: torch.Tensor, left: torch.Tensor, right: torch.Tensor
             raise ValueError(f"allowed must be a bool tensor of shape ({n}, {m}), "
                              f"got {allowed.dtype} {tuple(allowed.shape)}")
         competitors = allowed.clone()
-        competitors[torch.arange(n), correct] = False
+        competitors[torch.arange(n, device=correct.device), correct] = False
         if not bool(competitors.any(-1).all()):
             raise ValueError("allowed must leave at least one wrong competitor for every item")
         keep = competitors.clone()
-        keep[torch.arange(n), correct] = True
+        keep[torch.arange(n, device=correct.device), correct] = True
         S = S.masked_fill(~keep, -math.inf)
     return _row_margins(S, correct)
 

@@ -3,6 +3,9 @@
 import pytest
 import torch
 
+from damlib import config
+from damlib import memory as am
+
 
 @pytest.fixture
 def float64():
@@ -11,3 +14,14 @@ def float64():
     torch.set_default_dtype(torch.float64)
     yield
     torch.set_default_dtype(old)
+
+
+@pytest.fixture
+def memory_problem(float64):
+    """A small linear-memory problem with d < N, so embeddings are correlated: ``E (7, 4)``, ``U (3, 4)``,
+    Zipf frequencies ``p (7,)`` and ``targets (7,)``, in float64."""
+    gen = config.generator(0)
+    n, m, d = 7, 3, 4
+    E = am.sphere_embeddings(n, d, generator=gen)
+    U = am.sphere_embeddings(m, d, generator=gen)
+    return E, U, am.zipf_frequencies(n), torch.arange(n) % m

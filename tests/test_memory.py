@@ -10,16 +10,10 @@ pytestmark = pytest.mark.usefixtures("float64")
 
 
 @pytest.fixture
-def problem():
-    """A small problem with d < N, so embeddings are correlated."""
-    gen = config.generator(0)
-    n, m, d = 7, 3, 4
-    E = am.sphere_embeddings(n, d, generator=gen)
-    U = am.sphere_embeddings(m, d, generator=gen)
-    p = am.zipf_frequencies(n)
-    targets = torch.arange(n) % m
-    W = torch.randn(d, d, generator=gen)
-    return E, U, p, targets, W
+def problem(memory_problem):
+    """The shared small problem (tests/conftest.py) and a random weight matrix ``W (4, 4)``."""
+    E = memory_problem[0]
+    return *memory_problem, torch.randn(E.shape[1], E.shape[1], generator=config.generator(1))
 
 
 def test_sphere_embeddings_unit_rows():

@@ -8,14 +8,8 @@ pytestmark = pytest.mark.usefixtures("float64")
 
 
 @pytest.fixture
-def problem():
-    gen = config.generator(3)
-    n, m, d = 6, 3, 4
-    E = am.sphere_embeddings(n, d, generator=gen)
-    U = am.sphere_embeddings(m, d, generator=gen)
-    p = am.zipf_frequencies(n)
-    targets = torch.arange(n) % m
-    return E, U, p, targets
+def problem(memory_problem):
+    return memory_problem
 
 
 def test_sweep_matches_memory_descend_per_run(problem):
@@ -24,7 +18,7 @@ def test_sweep_matches_memory_descend_per_run(problem):
     W0 = torch.zeros(4, 4)
     run = train.sweep(W0, E, U, p, targets, lr=lrs, steps=7, record=("W", "loss", "margins", "zero_one"))
     assert run["W"].shape == (8, 3, 4, 4) and run["loss"].shape == (8, 3)
-    assert run["margins"].shape == (8, 3, 6)
+    assert run["margins"].shape == (8, 3, len(targets))
     for i, lr in enumerate(lrs.tolist()):
         path = am.descend(W0, E, U, p, targets, lr=lr, steps=7)
         torch.testing.assert_close(run["W"][:, i], path)
@@ -38,9 +32,9 @@ def test_sweep_matches_memory_descend_per_run(problem):
 def test_sweep_batched_embeddings_and_frequencies_and_padding(problem):
     E, U, p, targets = problem
     # two problems: E and a copy padded with zero columns (d = 4 -> 6); same scores, same runs
-    Ep = torch.cat([E, torch.zeros(6, 2)], -1)
-    Up = torch.cat([U, torch.zeros(3, 2)], -1)
-    p2 = torch.stack([p, am.uniform_frequencies(6)])
+    Ep = torch.cat([E, torch.zeros(len(E), 2)], -1)
+    Up = torch.cat([U, torch.zeros(len(U), 2)], -1)
+    p2 = torch.stack([p, am.uniform_frequencies(len(E))])
     run = train.sweep(torch.zeros(6, 6), Ep, Up, p2, targets, lr=2.0, steps=5, record=("scores",))
     for i in range(2):
         S = am.scores(am.descend(torch.zeros(4, 4), E, U, p2[i], targets, lr=2.0, steps=5), E, U)
