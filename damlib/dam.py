@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.special
@@ -365,12 +365,16 @@ def gradient_norm(grads) -> torch.Tensor:
 
 @dataclass
 class History:
-    """Checkpoints of a run: step, training wall time (s, evaluation excluded), loss, test accuracy."""
+    """Checkpoints of a run: step, training wall time (s, evaluation excluded), loss, test accuracy, and
+    work: the number of memory-digit pairs the run has evaluated so far (a step on ``n`` digits with ``P``
+    memories adds ``n P``; each pair costs ``O(N)`` flops), a count of compute that does not depend on
+    the machine."""
 
-    step: list
-    seconds: list
-    loss: list
-    accuracy: list
+    step: list = field(default_factory=list)
+    seconds: list = field(default_factory=list)
+    loss: list = field(default_factory=list)
+    accuracy: list = field(default_factory=list)
+    work: list = field(default_factory=list)
 
 
 def train(
@@ -388,6 +392,7 @@ def train(
     eval_data=None,
     history: History | None = None,
     clock: float = 0.0,
+    work: int = 0,
     first_step: int = 0,
     progress: bool = False,
 ) -> DAM:
@@ -397,8 +402,8 @@ def train(
     moment estimates, the step projected on the tangent space, then every memory renormalised.
     Logits take a plain Adam step with ``lr_logits`` (default ``lr``). With ``eval_every`` and
     ``eval_data = (x_test, y_test)``, appends ``(step, wall time, loss, test accuracy)`` to
-    ``history`` (wall time counts training only and starts at ``clock``; steps are counted from
-    ``first_step``). Raises
+    ``history`` (wall time counts training only and starts at ``clock``, work at ``work``; steps are
+    counted from ``first_step``). Raises
     :class:`~damlib.checks.DivergenceError` at the first non-finite step.
     """
     checks.positive_int("steps", steps)
@@ -415,10 +420,13 @@ def train(
     w, a = model.w.clone(), model.logits.clone()
     mw, vw, ma, va = (torch.zeros_like(w), torch.zeros_like(w), torch.zeros_like(a), torch.zeros_like(a))
 
+    per_step = model.w.shape[-2] * (batch_size if batch_size is not None and batch_size < len(x) else len(x))
+
     def record(t, cur):
         xt, yt = eval_data
         history.step.append(first_step + t)
         history.seconds.append(clock + elapsed)
+        history.work.append(work + t * per_step)
         history.loss.append(loss(cur, x, y, smoothing=smoothing).detach().cpu())
         history.accuracy.append(accuracy(cur, xt, yt).detach().cpu())
 
@@ -716,8 +724,9 @@ def grow_by_splitting(
     Train ``stage_steps``; then split the ``min(P, p_max - P)`` memories of most negative splitting
     eigenvalue (:func:`splitting_directions` on ``split_batch`` digits) along their eigenvectors by
     ``eps``, and train again; once ``P = p_max``, train until ``total_steps`` steps in all. Adam's
-    moments restart after each split. Returns the model, its :class:`History` (wall time includes the
-    eigenvector computations, excludes evaluation) and the steps at which it split.
+    moments restart after each split. Returns the model, its :class:`History` (wall time and work include
+    the eigenvector computations, counted as ``split_iters`` passes over the ``split_batch`` digits;
+    evaluation is excluded) and the steps at which it split.
     """
     for name, value in (("p_max", p_max), ("stage_steps", stage_steps), ("total_steps", total_steps)):
         checks.positive_int(name, value)
@@ -728,7 +737,7 @@ def grow_by_splitting(
     if p_max < model.n_memories:
         raise ValueError(f"p_max must be at least the {model.n_memories} starting memories, got {p_max}")
     checks.positive("eps", eps)
-    history, splits, step, clock = History([], [], [], []), [], 0, 0.0
+    history, splits, step, clock, work = History(), [], 0, 0.0, 0
     opts = dict(
         lr=lr,
         batch_size=batch_size,
@@ -743,9 +752,9 @@ def grow_by_splitting(
         n_steps = total_steps - step if last else min(stage_steps, total_steps - step)
         if n_steps <= 0:
             break
-        model = train(model, x, y, steps=n_steps, clock=clock, first_step=step, **opts)
+        model = train(model, x, y, steps=n_steps, clock=clock, work=work, first_step=step, **opts)
         step += n_steps
-        clock = history.seconds[-1]
+        clock, work = history.seconds[-1], history.work[-1]
         if last or step >= total_steps:
             break
         start = time.perf_counter()
@@ -761,18 +770,30 @@ def grow_by_splitting(
         )
         k = min(model.n_memories, p_max - model.n_memories)
         chosen = vals.argsort()[:k]
+        work += split_iters * len(xs) * model.n_memories
         model = split_memories(model, chosen, dirs[chosen], eps=eps)
         clock += time.perf_counter() - start
         splits.append(step)
     return model, history, splits
 
 
-def time_to_reach(history: History, target: float) -> float:
-    """Wall time (s) of the first checkpoint whose test accuracy reaches ``target``; ``nan`` if none."""
-    for seconds, acc in zip(history.seconds, history.accuracy, strict=True):
-        if float(acc) >= target:
-            return float(seconds)
-    return float("nan")
+def smoothed_accuracy(history: History, window: int = 1) -> np.ndarray:
+    """Test accuracy of a single run averaged over ``window`` consecutive checkpoints: ``(len - window + 1,)``;
+    entry ``i`` belongs to checkpoint ``i + window - 1``."""
+    checks.positive_int("window", window)
+    acc = np.array([float(a) for a in history.accuracy])
+    if len(acc) < window:
+        raise ValueError(f"window={window} is longer than the history's {len(acc)} checkpoints")
+    return np.convolve(acc, np.ones(window) / window, mode="valid")
+
+
+def time_to_reach(history: History, target: float, *, window: int = 1, measure: str = "seconds") -> float:
+    """The ``measure`` (``"seconds"``, ``"work"`` or ``"step"``) of the first checkpoint whose accuracy,
+    averaged over ``window`` checkpoints ending there, reaches ``target``; ``nan`` if none does."""
+    if measure not in ("seconds", "work", "step"):
+        raise ValueError(f"measure must be 'seconds', 'work' or 'step', got {measure!r}")
+    hit = np.flatnonzero(smoothed_accuracy(history, window) >= target - 1e-9)
+    return float(getattr(history, measure)[hit[0] + window - 1]) if len(hit) else float("nan")
 
 
 def saddle_point_iteration(

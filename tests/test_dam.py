@@ -283,6 +283,33 @@ def test_splitting_lowers_the_loss_at_second_order():
     assert change == pytest.approx(eps**2 * vals[mu].item() / 2, rel=1e-2)
 
 
+def test_grow_by_splitting_doubles_to_p_max_and_counts_its_work():
+    x, y = _sphere_data(60, 5, 2, seed=5)
+    gen = torch.Generator().manual_seed(0)
+    model, hist, splits = dam.grow_by_splitting(
+        _model(2, 5, 2), x, y, p_max=7, stage_steps=4, total_steps=20, lr=0.05, eps=0.05, batch_size=10,
+        split_batch=30, split_iters=3, generator=gen, eval_every=2, eval_data=(x, y))
+    assert model.n_memories == 7 and splits == [4, 8]           # P: 2 -> 4 -> 7 (topped up)
+    assert hist.step == list(range(2, 21, 2))
+    assert all(b >= a for a, b in zip(hist.seconds, hist.seconds[1:]))
+    # work: 4 steps at each of P = 2, 4, then 12 at P = 7, on 10 digits; splits: 3 passes over 30 digits
+    assert hist.work[-1] == 10 * (4 * 2 + 4 * 4 + 12 * 7) + 3 * 30 * (2 + 4)
+    scratch = dam.History()
+    dam.train(_model(7, 5, 2), x, y, steps=20, lr=0.05, batch_size=10, generator=gen, eval_every=5,
+              eval_data=(x, y), history=scratch)
+    assert scratch.work == [5 * 7 * 10 * k for k in (1, 2, 3, 4)]
+    reach = dam.time_to_reach(scratch, float(scratch.accuracy[1]), measure="work")
+    assert reach <= scratch.work[1]
+    assert np.isnan(dam.time_to_reach(scratch, 1.5))
+    with pytest.raises(ValueError, match="p_max"):
+        dam.grow_by_splitting(_model(4, 5, 2), x, y, p_max=3, stage_steps=4, total_steps=8, lr=0.05, eps=0.05,
+                              generator=gen, eval_every=2, eval_data=(x, y))
+    with pytest.raises(ValueError, match="measure"):
+        dam.time_to_reach(scratch, 0.5, measure="flops")
+    with pytest.raises(ValueError, match="window"):
+        dam.time_to_reach(scratch, 0.5, window=9)
+
+
 # ---------------------------------------------------------------------------------- Krotov-Hopfield
 
 
