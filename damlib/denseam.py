@@ -655,16 +655,22 @@ def best_lr(history: History) -> float:
     return float(history.lrs[int(torch.argmin(final))])
 
 
+def has_optimum(history: History) -> bool:
+    """Whether some learning rate of ``history`` has no diverged seed (else there is no optimum)."""
+    return bool(torch.isfinite(history.final.mean(-1)).any())
+
+
 def optimal_lr(history: History) -> float:
     """The minimiser of the seed-averaged final loss over the base learning rate, refined between grid
     points by a parabola through the log-loss at the best grid point and its two neighbours (log-lr axis).
 
-    The grid minimum itself is returned at the edge of the grid or when a neighbour diverged.
+    The grid minimum itself is returned at the edge of the grid or when a neighbour diverged. Raises
+    ``ValueError`` when no learning rate has all its seeds finite (see :func:`has_optimum`).
     """
     final = history.final.mean(-1).double()
     lr = history.lrs.double().log()
-    if not bool(torch.isfinite(final).any()):
-        raise ValueError("every run of history diverged: no optimal learning rate")
+    if not has_optimum(history):
+        raise ValueError("every learning rate of history has a diverged run: no optimal learning rate")
     final = torch.where(torch.isfinite(final), final, torch.full_like(final, float("inf")))
     i = int(torch.argmin(final))
     if 0 < i < len(final) - 1 and bool(torch.isfinite(final[i - 1:i + 2]).all()):
@@ -678,6 +684,9 @@ def optimal_lr(history: History) -> float:
 
 
 def transfer_factor(histories: Sequence[History]) -> float:
-    """``max / min`` over sizes of the optimal base learning rate (:func:`optimal_lr`): 1 is perfect."""
+    """``max / min`` over sizes of the optimal base learning rate (:func:`optimal_lr`): 1 is perfect;
+    ``inf`` when some size has no optimum on the grid (every learning rate diverged there)."""
+    if not all(has_optimum(h) for h in histories):
+        return math.inf
     best = [optimal_lr(h) for h in histories]
     return max(best) / min(best)

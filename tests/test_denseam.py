@@ -238,6 +238,8 @@ def test_optimal_lr_refines_a_parabola():
     dead = dm.History(setup, lrs, torch.tensor([0]), torch.full((1, 7, 1), float("inf")))
     with pytest.raises(ValueError, match="diverged"):
         dm.optimal_lr(dead)
+    assert not dm.has_optimum(dead) and dm.has_optimum(h)
+    assert dm.transfer_factor([h, dead]) == math.inf and dm.transfer_factor([h, h]) == pytest.approx(1.0)
 
 
 def test_data_stream_shapes():
