@@ -7,6 +7,13 @@ from damlib import config
 from damlib import memory as am
 
 
+@pytest.fixture(autouse=True)
+def seeded():
+    """Seed torch's global generator before every test, so that a test's random inputs do not depend on
+    which tests ran before it (damlib itself always takes explicit generators)."""
+    torch.manual_seed(0)
+
+
 @pytest.fixture
 def float64():
     """Run a test with float64 as torch's default dtype (the linear memory is studied in float64)."""
