@@ -401,7 +401,7 @@ def train(
     Each step: the tangent gradient of a mini-batch (the same indices for every model), Adam's
     moment estimates, the step projected on the tangent space, then every memory renormalised.
     Logits take a plain Adam step with ``lr_logits`` (default ``lr``). With ``eval_every`` and
-    ``eval_data = (x_test, y_test)``, appends ``(step, wall time, loss, test accuracy)`` to
+    ``eval_data = (x_test, y_test)``, appends ``(step, wall time, loss, test accuracy, work)`` to
     ``history`` (wall time counts training only and starts at ``clock``, work at ``work``; steps are
     counted from ``first_step``). Raises
     :class:`~damlib.checks.DivergenceError` at the first non-finite step.
