@@ -13,7 +13,7 @@ import argparse
 
 import numpy as np
 import torch
-from timing import devices, report_devices, seconds
+from timing import devices, report_devices, seconds, timed
 from tqdm.auto import tqdm
 
 import damlib
@@ -39,24 +39,23 @@ def main() -> None:
                                    batch=(args.betas,))
         return start, x, y
 
-    def batched_on(dev):
-        start, x, y = problem(dev)
+    def batched(start, x, y):
         return lambda: dam.train(start, x, y, steps=args.steps, lr=0.02)
 
-    start, x, y = problem(device)
+    def looped(start, x, y):
+        return lambda: torch.stack([
+            dam.train(dam.DAM(start.w[b], start.logits[b], start.beta[b]), x, y, steps=args.steps, lr=0.02).w
+            for b in tqdm(range(args.betas), desc="looped")])
 
-    def looped():
-        return torch.stack([dam.train(dam.DAM(start.w[b], start.logits[b], start.beta[b]), x, y,
-                                      steps=args.steps, lr=0.02).w for b in tqdm(range(args.betas), desc="looped")])
-
-    t_batched = seconds(batched_on(device), device, warmup=False)
-    t_looped = seconds(looped, device, warmup=False)
-    gap = (looped() - batched_on(device)().w).abs().max().item()
+    problem_here = problem(device)
+    t_batched, trained = timed(batched(*problem_here), device, warmup=False)
+    t_looped, looped_w = timed(looped(*problem_here), device, warmup=False)
+    gap = (looped_w - trained.w).abs().max().item()
     print(f"device {device}, {args.betas} models x {args.memories} memories, {args.digits} digits, "
           f"{args.steps} steps")
     print(f"batched {t_batched:.2f} s, looped {t_looped:.2f} s, ratio {t_looped / t_batched:.2f}; "
           f"largest difference of the memories {gap:.1e}")
-    report_devices("batched sweep", {d: seconds(batched_on(d), d) for d in devices()})
+    report_devices("batched sweep", {d: seconds(batched(*problem(d)), d) for d in devices()})
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import argparse
 import time
 
 import torch
-from timing import devices, report_devices, seconds
+from timing import devices, report_devices, seconds, timed
 from tqdm.auto import tqdm
 
 import damlib
@@ -72,8 +72,7 @@ def main():
         return lambda: train.first_perfect_step(E, p, torch.arange(2, device=dev), lr=lr, steps=args.steps)
 
     train.first_perfect_step(E[:1, :1, :1], p[:1, :1, :1], targets, lr=lr[:1, :1, :1], steps=5)  # warm-up
-    t_batched = seconds(batched_on(device), device, warmup=False)
-    batched = batched_on(device)()
+    t_batched, batched = timed(batched_on(device), device, warmup=False)
 
     flat_E, flat_p, flat_lr = E.reshape(-1, 2, 2), p.reshape(-1, 2), lr.reshape(-1)
     runs = min(max(args.runs, 1), flat_E.shape[0])

@@ -13,7 +13,7 @@ import argparse
 from dataclasses import replace
 
 import torch
-from timing import devices, report_devices, seconds
+from timing import devices, report_devices, seconds, timed
 from tqdm.auto import tqdm
 
 import damlib
@@ -47,10 +47,10 @@ def main() -> None:
                 dm.sweep(setup, [lr], seeds=1, seed=s, steps=args.steps, progress=False)
 
     dm.sweep(setup, lrs[:2], seeds=1, steps=5, progress=False)          # warm-up
-    t_batched = seconds(batched, dev, warmup=False)
+    t_batched, history = timed(batched, dev, warmup=False)
     t_loop = seconds(looped, dev, warmup=False)
     print(f"batched: {t_batched:.2f} s   one at a time: {t_loop:.2f} s   ratio: {t_loop / t_batched:.1f}x")
-    print(f"optimal base lr (batched sweep): {dm.optimal_lr(batched()):.4g}")
+    print(f"optimal base lr (batched sweep): {dm.optimal_lr(history):.4g}")
     report_devices("batched sweep", {d: seconds(lambda d=d: batched(d), d) for d in devices()})
 
 

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import torch
+
+T = TypeVar("T")
 
 
 def sync(device: torch.device) -> None:
@@ -18,16 +21,22 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def seconds(fn: Callable[[], object], device: torch.device, *, repeat: int = 1, warmup: bool = True) -> float:
-    """Mean wall time in seconds of ``fn()`` over ``repeat`` calls on ``device`` (one untimed call first)."""
+def timed(fn: Callable[[], T], device: torch.device, *, repeat: int = 1, warmup: bool = True) -> tuple[float, T]:
+    """Mean wall time in seconds of ``fn()`` over ``repeat`` calls on ``device`` (one untimed call first),
+    and what the last call returned."""
     if warmup:
         fn()
     sync(device)
     start = time.perf_counter()
     for _ in range(repeat):
-        fn()
+        out = fn()
     sync(device)
-    return (time.perf_counter() - start) / repeat
+    return (time.perf_counter() - start) / repeat, out
+
+
+def seconds(fn: Callable[[], object], device: torch.device, *, repeat: int = 1, warmup: bool = True) -> float:
+    """Mean wall time in seconds of ``fn()`` (see :func:`timed`)."""
+    return timed(fn, device, repeat=repeat, warmup=warmup)[0]
 
 
 def devices() -> list[torch.device]:
