@@ -45,6 +45,7 @@ import scipy.special
 import torch
 
 from . import checks
+from .progress import bar
 
 LOG2 = math.log(2.0)
 
@@ -394,7 +395,7 @@ def train(
     clock: float = 0.0,
     work: int = 0,
     first_step: int = 0,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> DAM:
     """Riemannian Adam on every model of the batch at once; returns the trained model.
 
@@ -430,10 +431,8 @@ def train(
         history.loss.append(loss(cur, x, y, smoothing=smoothing).detach().cpu())
         history.accuracy.append(accuracy(cur, xt, yt).detach().cpu())
 
-    from tqdm.auto import tqdm
-
     elapsed, start = 0.0, time.perf_counter()
-    for t in tqdm(range(1, steps + 1), disable=not progress, leave=False):
+    for t in bar(range(1, steps + 1), progress=progress):
         if batch_size is not None and batch_size < len(x):
             idx = torch.randint(len(x), (batch_size,), generator=generator, device=generator.device).to(
                 x.device

@@ -25,10 +25,11 @@ from dataclasses import dataclass, field, replace
 
 import torch
 from scipy.special import gamma
-from tqdm.auto import tqdm
 
 from . import checks
 from .config import device as default_device
+from .optim import BatchedAdam, BatchedSGD
+from .progress import bar
 
 REGIMES = ("proportional", "k_only")
 ACTIVATIONS = ("linear", "relu", "softmax")
@@ -217,59 +218,6 @@ def forward(params: Params, x: torch.Tensor, *, s_in: float, s_out: float, activ
 def mse(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """The paper's loss ``(1/B) sum_b |x_hat_b - x_b|^2`` per run: ``(R, B, D)`` to ``(R,)``."""
     return (x_hat - x).pow(2).sum(-1).mean(-1)
-
-
-# ----------------------------------------------------------------------------- optimisers
-class BatchedSGD:
-    """Plain SGD on ``R`` runs at once; ``lrs[i]`` is an ``(R,)`` tensor of rates for parameter ``i``."""
-
-    def __init__(self, params: list[torch.Tensor], lrs: list[torch.Tensor]):
-        self.params, self.lrs = params, [lr.to(params[0]) for lr in lrs]
-
-    def _lr(self, i: int, p: torch.Tensor) -> torch.Tensor:
-        return self.lrs[i].reshape(-1, *([1] * (p.dim() - 1)))
-
-    @torch.no_grad()
-    def step(self, grads: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Apply one step in place; returns the updates ``Delta p``."""
-        deltas = []
-        for i, (p, g) in enumerate(zip(self.params, grads, strict=True)):
-            d = -self._lr(i, p) * g
-            p.add_(d)
-            deltas.append(d)
-        return deltas
-
-    def reset(self, dead: torch.Tensor) -> None:
-        """Forget the state of the runs where ``dead`` (R,) is true (SGD has none)."""
-
-
-class BatchedAdam(BatchedSGD):
-    """Adam (Kingma and Ba; torch.optim.Adam's arithmetic) on ``R`` runs with per-run learning rates."""
-
-    def __init__(self, params, lrs, *, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
-        super().__init__(params, lrs)
-        self.betas, self.eps, self.t = betas, eps, 0
-        self.m = [torch.zeros_like(p) for p in params]
-        self.v = [torch.zeros_like(p) for p in params]
-
-    @torch.no_grad()
-    def step(self, grads):
-        self.t += 1
-        b1, b2 = self.betas
-        bc1, bc2 = 1 - b1**self.t, 1 - b2**self.t
-        deltas = []
-        for i, (p, g) in enumerate(zip(self.params, grads, strict=True)):
-            self.m[i].lerp_(g, 1 - b1)
-            self.v[i].mul_(b2).addcmul_(g, g, value=1 - b2)
-            denom = (self.v[i].sqrt() / math.sqrt(bc2)).add_(self.eps)
-            d = -(self._lr(i, p) / bc1) * self.m[i] / denom
-            p.add_(d)
-            deltas.append(d)
-        return deltas
-
-    def reset(self, dead):
-        for s in self.m + self.v:
-            s[dead] = 0
 
 
 # ----------------------------------------------------------------------------- experiments
@@ -560,7 +508,7 @@ class Sweep:
         return out
 
     def run(self, steps: int, *, log_every: int | None = None, stats: Sequence[str] = (),
-            diverged: str = "mask", progress: bool = True, batch_stream=None) -> History:
+            diverged: str = "mask", progress: bool | None = None, batch_stream=None) -> History:
         """Train for ``steps`` steps, logging every ``log_every`` (default: 50 log points).
 
         ``diverged="mask"`` parks a diverging run (loss ``inf`` from then on) and carries on with the
@@ -573,8 +521,8 @@ class Sweep:
         stream = batch_stream if batch_stream is not None else batches(self.data, self.setup, steps,
                                                                         generator=self.gen)
         logs, at = [self.evaluate(stats)], [self.t]
-        for i, (clean, noisy) in enumerate(tqdm(stream, total=steps, disable=not progress,
-                                                desc=f"D={self.setup.D} K={self.setup.K}", leave=False)):
+        for i, (clean, noisy) in enumerate(bar(stream, total=steps, progress=progress,
+                                               desc=f"D={self.setup.D} K={self.setup.K}")):
             if i >= steps:
                 break
             if "dout" in stats and ((self.t + 1) % log_every == 0 or i == steps - 1):
@@ -599,7 +547,7 @@ class Sweep:
 
 def sweep(setup: Setup, lrs, *, seeds: int = 1, steps: int, seed: int = 0, data=None,
           stats: Sequence[str] = (), log_every: int | None = None, dtype=torch.float32, device=None,
-          progress: bool = True,
+          progress: bool | None = None,
           defaults: Defaults = DEFAULTS) -> History:
     """Train ``len(lrs) x seeds`` models of one size as one batched program; see :class:`Sweep`."""
     sw = Sweep(setup, lrs, seeds, data=data, seed=seed, dtype=dtype, device=device, defaults=defaults)

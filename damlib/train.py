@@ -17,10 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
 
 from . import checks
 from . import memory as am
+from .progress import bar
 
 RECORDS = ("W", "scores", "loss", "zero_one", "margins", "sharpness")
 
@@ -94,7 +94,7 @@ def sweep(
     at=None,
     batch_size: int | None = None,
     generator: torch.Generator | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> Sweep:
     """Run a batch of independent memories by (stochastic) gradient descent, ``steps`` steps each.
 
@@ -150,7 +150,7 @@ def sweep(
             else:
                 out[name].append(am.sharpness(W, E, U, p_full, targets))
 
-    for t in tqdm(range(steps + 1), disable=not progress, desc="steps", leave=False):
+    for t in bar(range(steps + 1), desc="steps", progress=progress):
         S = am.scores(W, E, U)
         observe(t, S)
         if t == steps:

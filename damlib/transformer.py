@@ -38,11 +38,11 @@ import math
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
 
 from . import checks
 from .data import CharTable, load_shakespeare_table
 from .memory import margins as _row_margins
+from .progress import bar
 
 TRAINABLE = ("WK1", "WK2", "WO2")
 
@@ -372,7 +372,7 @@ def evaluate(frozen: Frozen, params: dict[str, torch.Tensor], seqs: Sequences, *
 
 
 def train(frozen: Frozen, params: dict[str, torch.Tensor], seqs: Sequences, *, lr, steps: int,
-          trained=TRAINABLE, chunk: int | None = None, record=None, progress: bool = True):
+          trained=TRAINABLE, chunk: int | None = None, record=None, progress: bool | None = None):
     """Full-batch gradient descent of a batch of runs, one learning rate per run.
 
     ``lr``: a float or a tensor ``(R,)``. ``record(params)`` (optional) returns a dict of tensors
@@ -389,7 +389,7 @@ def train(frozen: Frozen, params: dict[str, torch.Tensor], seqs: Sequences, *, l
         raise ValueError(f"lr must be one positive learning rate or one per run ({runs}), got {lr.tolist()}")
     params = {n: p.detach().clone() for n, p in params.items()}
     history: dict[str, list] = {"loss": []}
-    for step in tqdm(range(steps + 1), desc="GD steps", disable=not progress, leave=False):
+    for step in bar(range(steps + 1), desc="GD steps", progress=progress):
         loss, grads = loss_and_gradient(frozen, params, seqs, trained=trained, chunk=chunk)
         checks.finite(step, loss, "loss")
         history["loss"].append(loss)

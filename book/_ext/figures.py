@@ -13,6 +13,7 @@ A registered figure that no chapter defines is reported as a warning, so ``-W`` 
 from __future__ import annotations
 
 import html
+import os
 
 from docutils import nodes
 from sphinx.util import logging
@@ -126,6 +127,8 @@ def _add_css(app, pagename, templatename, context, doctree):
 
 
 def setup(app):
+    # The chapters' kernels inherit the build's environment: no progress bars in the pages.
+    os.environ["DAMLIB_PROGRESS"] = "0"
     app.add_node(figure_listing)
     app.add_directive("figure-index", FigureIndex)
     app.add_directive("figure-gallery", FigureGallery)

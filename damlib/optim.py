@@ -1,0 +1,63 @@
+"""Optimisers that step a whole batch of independent runs at once, each with its own learning rate.
+
+Every parameter carries a leading run axis ``R``; ``lrs[i]`` is an ``(R,)`` tensor of rates for
+parameter ``i``. The arithmetic is ``torch.optim``'s, applied in place.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+class BatchedSGD:
+    """Plain SGD on ``R`` runs at once; ``lrs[i]`` is an ``(R,)`` tensor of rates for parameter ``i``."""
+
+    def __init__(self, params: list[torch.Tensor], lrs: list[torch.Tensor]):
+        self.params, self.lrs = params, [lr.to(params[0]) for lr in lrs]
+
+    def _lr(self, i: int, p: torch.Tensor) -> torch.Tensor:
+        return self.lrs[i].reshape(-1, *([1] * (p.dim() - 1)))
+
+    @torch.no_grad()
+    def step(self, grads: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Apply one step in place; returns the updates ``Delta p``."""
+        deltas = []
+        for i, (p, g) in enumerate(zip(self.params, grads, strict=True)):
+            d = -self._lr(i, p) * g
+            p.add_(d)
+            deltas.append(d)
+        return deltas
+
+    def reset(self, dead: torch.Tensor) -> None:
+        """Forget the state of the runs where ``dead`` (R,) is true (SGD has none)."""
+
+
+class BatchedAdam(BatchedSGD):
+    """Adam (Kingma and Ba; torch.optim.Adam's arithmetic) on ``R`` runs with per-run learning rates."""
+
+    def __init__(self, params, lrs, *, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        super().__init__(params, lrs)
+        self.betas, self.eps, self.t = betas, eps, 0
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+
+    @torch.no_grad()
+    def step(self, grads):
+        self.t += 1
+        b1, b2 = self.betas
+        bc1, bc2 = 1 - b1**self.t, 1 - b2**self.t
+        deltas = []
+        for i, (p, g) in enumerate(zip(self.params, grads, strict=True)):
+            self.m[i].lerp_(g, 1 - b1)
+            self.v[i].mul_(b2).addcmul_(g, g, value=1 - b2)
+            denom = (self.v[i].sqrt() / math.sqrt(bc2)).add_(self.eps)
+            d = -(self._lr(i, p) / bc1) * self.m[i] / denom
+            p.add_(d)
+            deltas.append(d)
+        return deltas
+
+    def reset(self, dead):
+        for s in self.m + self.v:
+            s[dead] = 0
