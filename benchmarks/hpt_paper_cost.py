@@ -20,10 +20,10 @@ from damlib import denseam as dm
 
 
 def seconds_per_step(setup: dm.Setup, lrs: torch.Tensor, seeds: int, probe: int, device: torch.device) -> float:
-    sw = dm.Sweep(setup, lrs, seeds, device=device)
-    stream = dm.batches(sw.data, setup, probe + 1, generator=sw.gen)
-    sw.step(*next(stream))                                        # warm-up step, not timed
-    return seconds(lambda: [sw.step(*b) for b in stream], device, warmup=False) / probe
+    trainer = dm.Trainer(setup, lrs, seeds, device=device)
+    stream = dm.batches(trainer.data, setup, probe + 1, generator=trainer.gen)
+    trainer.step(*next(stream))                                   # warm-up step, not timed
+    return seconds(lambda: [trainer.step(*b) for b in stream], device, warmup=False) / probe
 
 
 def main() -> None:
@@ -33,20 +33,20 @@ def main() -> None:
     ap.add_argument("--optimizer", default="sgd")
     args = ap.parse_args()
     os.environ["DAMLIB_SCALE"] = "paper"
-    g = dm.grid()
-    lrs = g.lrs(args.optimizer)
-    print(f"paper grid: {g.n_lr} learning rates x {g.seeds} seeds x {g.steps} steps per sweep; "
+    plan = dm.sweep_plan()
+    lrs = plan.lrs(args.optimizer)
+    print(f"paper grid: {plan.n_lr} learning rates x {plan.seeds} seeds x {plan.steps} steps per sweep; "
           f"{args.activation}, {args.optimizer}; threads={torch.get_num_threads()}")
-    setups = ([dm.proportional(D, activation=args.activation, optimizer=args.optimizer) for D in g.sizes]
-              + [dm.k_only(K, activation=args.activation, optimizer=args.optimizer) for K in g.widths])
+    setups = ([dm.proportional(D, activation=args.activation, optimizer=args.optimizer) for D in plan.sizes]
+              + [dm.k_only(K, activation=args.activation, optimizer=args.optimizer) for K in plan.widths])
     total = {d: 0.0 for d in devices()}
     for s in setups:
-        times = {d: seconds_per_step(s, lrs, g.seeds, args.probe, d) for d in devices()}
+        times = {d: seconds_per_step(s, lrs, plan.seeds, args.probe, d) for d in devices()}
         print(f"{s.regime:12s} D={s.D:<5d} K={s.K:<6d} B={s.B:<5d}  "
-              + "  ".join(f"{d.type}: {t:.3f} s/step = {t * g.steps / 3600:.2f} h per sweep"
+              + "  ".join(f"{d.type}: {t:.3f} s/step = {t * plan.steps / 3600:.2f} h per sweep"
                           for d, t in times.items()))
         for d, t in times.items():
-            total[d] += t * g.steps
+            total[d] += t * plan.steps
     print(f"\none recipe at all {len(setups)} sizes: "
           + ", ".join(f"{d.type} {t / 3600:.1f} h" for d, t in total.items()))
     report_devices("one recipe at all sizes", total)

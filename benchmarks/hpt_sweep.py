@@ -34,7 +34,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     dev = damlib.device()
     setup = dm.proportional(args.D, activation=args.activation, optimizer=args.optimizer)
-    lrs = replace(dm.grid(), n_lr=args.lrs).lrs(args.optimizer)
+    lrs = replace(dm.sweep_plan(), n_lr=args.lrs).lrs(args.optimizer)
     runs = args.lrs * args.seeds
     print(f"device={dev} threads={torch.get_num_threads()} {setup}\n{runs} runs x {args.steps} steps")
 

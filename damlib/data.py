@@ -148,6 +148,21 @@ def coarse_grain(images: torch.Tensor, s: int, side: int = 28) -> torch.Tensor:
     return blocks.mean(dim=(-3, -1)).reshape(*lead, (side // s) ** 2)
 
 
+def coarse_mnist(images: torch.Tensor, s: int) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """MNIST images ``(n, 784)`` coarse-grained by ``s x s`` block averaging (``D = (28/s)^2``), each
+    pixel centred over the data set, then divided by one number so that the mean square per
+    coordinate is 1 (the data of the hpt MNIST chapter).
+
+    Returns ``(x (n, D), mean (D,), rms)``; pixels are recovered as ``x * rms + mean``.
+    """
+    x = coarse_grain(images, s)
+    mean = x.mean(0)
+    rms = float((x - mean).pow(2).mean().sqrt())
+    if rms == 0:
+        raise ValueError("images are all equal: nothing to normalise")
+    return (x - mean) / rms, mean, rms
+
+
 # --- Shakespeare character bigrams ------------------------------------------------------------
 # The table ships inside the package (damlib/tables/); scripts/make_shakespeare_table.py made it
 # from the plain texts, which the library never reads at run time.

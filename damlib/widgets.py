@@ -39,6 +39,7 @@ from . import memory as am
 from .config import device as default_device
 from .config import generator
 from .plotting import COLORS, subplots, to_numpy
+from .plotting.hpt import draw_transfer
 
 
 def _check_grid(grid: Mapping[str, Sequence]) -> dict[str, list]:
@@ -326,45 +327,40 @@ def saddle_explorer(x: torch.Tensor, y: torch.Tensor, betas: Sequence[float], *,
 # --- hpt: loss against learning rate across model sizes ------------------------------------------
 
 
-def draw_transfer(histories: Sequence[dm.History], sizes: Sequence[int], index: int, *, title: str = "",
-                  size_name: str = "K", ylim=None):
-    """Final loss (mean over seeds) against the base learning rate: size ``sizes[index]`` in colour with
-    its optimum (cross, :func:`damlib.denseam.optimal_lr`), the other sizes in grey, and the smallest
-    size's optimum as a dashed line. ``histories[i]`` is the sweep at ``sizes[i]``."""
-    fig, axes = subplots(1, 1, width=4.6, height=3.2)
-    ax = axes[0, 0]
-    for i, h in enumerate(histories):
-        if i != index:
-            ax.loglog(to_numpy(h.lrs), to_numpy(h.final.mean(-1)), "-", color="0.8", lw=1)
-    h = histories[index]
-    final = h.final.mean(-1)
-    ax.loglog(to_numpy(h.lrs), to_numpy(final), "o-", ms=3, color=COLORS[1], label=f"{size_name} = {sizes[index]}")
-    if bool(torch.isfinite(final).any()):      # a sweep diverged at every learning rate has no optimum
-        ax.plot(dm.optimal_lr(h), float(final.nan_to_num(posinf=1e9).min()), "x", ms=9, mew=2, color=COLORS[1])
-    if bool(torch.isfinite(histories[0].final.mean(-1)).any()):
-        ax.axvline(dm.optimal_lr(histories[0]), color="0.3", ls="--", lw=1,
-                   label=f"optimum at {size_name} = {sizes[0]}")
-    if ylim is not None:
-        ax.set_ylim(ylim)
-    ax.set(xlabel=r"base learning rate $\eta$", ylabel="final loss / D", title=title)
-    ax.legend(loc="upper left", fontsize=7)
-    return fig
-
-
 def transfer_explorer(sizes: Sequence[int], recipes: Mapping[str, Callable[[int], dm.History]], *,
                       histories: Mapping[str, Sequence[dm.History]] | None = None, size_name: str = "K",
                       live: bool = False, initial: Mapping | None = None, dpi: int = 80) -> widgets.VBox:
-    """Sliders over the model size and the recipe, showing the loss against the learning rate.
+    """Sliders over the model size and the recipe, showing the loss against the learning rate
+    (frames drawn by :func:`damlib.plotting.hpt.draw_transfer`, as in the chapters' figures).
 
-    ``recipes[label](size)`` trains one batched sweep over learning rates and seeds at that size
-    (:func:`damlib.denseam.sweep`). ``live=False`` runs every recipe at every size (or reuses
-    ``histories[label][i]``, the sweep at ``sizes[i]``) and stores every frame in the page;
-    ``live=True`` runs a recipe when a slider asks for it (needs a kernel), keeping what it ran.
+    Parameters
+    ----------
+    sizes : sequence of int
+        The model sizes of the size slider.
+    recipes : mapping
+        ``recipes[label](size)`` trains one batched sweep over learning rates and seeds at that size
+        (:func:`damlib.denseam.sweep`) and returns its :class:`~damlib.denseam.History`.
+    histories : mapping, optional
+        ``histories[label][i]``: the sweep at ``sizes[i]``, reused instead of running the recipe.
+    size_name : str
+        Name of the size slider (``"K"``, ``"D"``).
+    live : bool
+        ``False``: run every recipe at every size (or reuse ``histories``) and store every frame in
+        the page; ``True``: run a recipe when a slider asks for it (needs a kernel), keeping what
+        it ran.
+    initial : mapping, optional
+        Initial slider values.
+    dpi : int
+        Resolution of the stored frames.
+
+    Returns
+    -------
+    ipywidgets.VBox
     """
     if not recipes:
         raise ValueError("recipes must name at least one sweep")
     sizes = list(sizes)
-    grid = {size_name: sizes, "recipe": list(recipes)}
+    slider_values = {size_name: sizes, "recipe": list(recipes)}
     if live:
         cache: dict[tuple[str, int], dm.History] = {}
 
@@ -377,7 +373,7 @@ def transfer_explorer(sizes: Sequence[int], recipes: Mapping[str, Callable[[int]
             return draw_transfer([cache[(recipe, s)] for s in shown], shown, shown.index(n), title=recipe,
                                  size_name=size_name)
 
-        return live_explorer(draw_live, grid, initial=initial)
+        return live_explorer(draw_live, slider_values, initial=initial)
     if histories is None:
         histories = {label: [make(s) for s in sizes] for label, make in recipes.items()}
     for label in recipes:
@@ -393,4 +389,4 @@ def transfer_explorer(sizes: Sequence[int], recipes: Mapping[str, Callable[[int]
         return draw_transfer(histories[recipe], sizes, sizes.index(size[size_name]), title=recipe,
                              size_name=size_name, ylim=ylims[recipe])
 
-    return precomputed_explorer(draw, grid, initial=initial, dpi=dpi)
+    return precomputed_explorer(draw, slider_values, initial=initial, dpi=dpi)

@@ -84,3 +84,15 @@ def test_train_slice_refuses_more_digits_than_the_data_has():
         digits.train(6)
     with pytest.raises(ValueError, match="n_train"):
         digits.train(0)
+
+
+def test_coarse_mnist():
+    images = torch.rand(10, 784, generator=torch.Generator().manual_seed(0))
+    xs, mean, rms = data.coarse_mnist(images, 4)
+    assert xs.shape == (10, 49) and mean.shape == (49,)
+    assert xs.pow(2).mean().item() == pytest.approx(1.0) and xs.mean(0).abs().max() < 1e-5
+    torch.testing.assert_close(xs * rms + mean, data.coarse_grain(images, 4))
+    with pytest.raises(ValueError, match="s"):
+        data.coarse_mnist(images, 5)
+    with pytest.raises(ValueError, match="equal"):
+        data.coarse_mnist(torch.ones(3, 784), 4)

@@ -141,11 +141,11 @@ def test_setup_and_helpers():
         dm.Setup(4, 4, 0, 4)
 
 
-def _reference(sw, W0, setup, stream, r, opt_name):
+def _reference(trainer, W0, setup, stream, r, opt_name):
     """Train run r of a sweep alone, with torch.optim, on the same mini-batches."""
     sc = setup.scales()
-    s = int(sw.seed_of_run[r])
-    lr = float(sw.lrs[r // sw.seeds])
+    s = int(trainer.seed_of_run[r])
+    lr = float(trainer.lrs[r // trainer.seeds])
     W = W0[s].clone()[None].requires_grad_(True)
     b = torch.zeros(1, setup.K, dtype=W.dtype, requires_grad=True)
     c = torch.zeros(1, setup.D, dtype=W.dtype, requires_grad=True)
@@ -168,51 +168,51 @@ def _reference(sw, W0, setup, stream, r, opt_name):
 def test_batched_sweep_equals_one_by_one(opt_name, activation, centred):
     setup = dm.Setup(6, 8, 5, 20, activation=activation, p=2.0, centred=centred, optimizer=opt_name)
     lrs = [0.003, 0.01, 0.03]
-    sw = dm.Sweep(setup, lrs, 2, seed=3, dtype=torch.float64, device="cpu")
-    W0 = sw.params.W[:2].clone()             # runs 0, 1 are seeds 0, 1
-    stream = list(dm.batches(sw.data, setup, 12, generator=sw.gen))
-    hist = sw.run(12, batch_stream=iter(stream), progress=False)
+    trainer = dm.Trainer(setup, lrs, 2, seed=3, dtype=torch.float64, device="cpu")
+    W0 = trainer.params.W[:2].clone()             # runs 0, 1 are seeds 0, 1
+    stream = list(dm.batches(trainer.data, setup, 12, generator=trainer.gen))
+    hist = trainer.run(12, batch_stream=iter(stream), progress=False)
     assert hist.loss.shape == (hist.steps.numel(), 3, 2)
     assert bool((hist.diverged == -1).all())
-    for r in range(sw.R):
-        W, b, c = _reference(sw, W0, setup, stream, r, opt_name)
-        torch.testing.assert_close(sw.params.W[r], W, rtol=1e-9, atol=1e-10)
-        torch.testing.assert_close(sw.params.b[r], b, rtol=1e-9, atol=1e-10)
-        torch.testing.assert_close(sw.params.c[r], c, rtol=1e-9, atol=1e-10)
+    for r in range(trainer.R):
+        W, b, c = _reference(trainer, W0, setup, stream, r, opt_name)
+        torch.testing.assert_close(trainer.params.W[r], W, rtol=1e-9, atol=1e-10)
+        torch.testing.assert_close(trainer.params.b[r], b, rtol=1e-9, atol=1e-10)
+        torch.testing.assert_close(trainer.params.c[r], c, rtol=1e-9, atol=1e-10)
 
 
 def test_sweep_masks_or_raises_on_divergence():
     setup = dm.proportional(8, activation="linear")
     hist = dm.sweep(setup, [0.01, 1e3], seeds=2, steps=30, dtype=torch.float64, device="cpu", progress=False,
-                    stats=("gram", "update", "hidden", "dout"))
+                    record=("gram", "update", "hidden", "dout"))
     assert torch.isfinite(hist.final[0]).all() and torch.isinf(hist.final[1]).all()
     assert (hist.diverged[1] > 0).all() and (hist.diverged[0] == -1).all()
-    assert set(hist.stats) == {"gram1", "gram2", "update", "hidden", "dout"}
-    assert (hist.stats["dout"][0] == 0).all() and (hist.stats["dout"][1:, 0] > 0).all()
-    assert dm.best_lr(hist) == pytest.approx(0.01)
-    sw = dm.Sweep(setup, [1e3], 1, dtype=torch.float64, device="cpu")
+    assert set(hist.records) == {"gram1", "gram2", "update", "hidden", "dout"}
+    assert (hist.records["dout"][0] == 0).all() and (hist.records["dout"][1:, 0] > 0).all()
+    assert dm.optimal_lr(hist) == pytest.approx(0.01)
+    trainer = dm.Trainer(setup, [1e3], 1, dtype=torch.float64, device="cpu")
     with pytest.raises(DivergenceError) as err:
-        sw.run(30, diverged="raise", progress=False)
+        trainer.run(30, diverged="raise", progress=False)
     assert err.value.step >= 1
 
 
 def test_sweep_bad_input():
     setup = dm.proportional(4)
     with pytest.raises(ValueError, match="lrs"):
-        dm.Sweep(setup, [0.1, -1.0], 1, device="cpu")
+        dm.Trainer(setup, [0.1, -1.0], 1, device="cpu")
     with pytest.raises(ValueError, match="lrs"):
-        dm.Sweep(setup, [], 1, device="cpu")
+        dm.Trainer(setup, [], 1, device="cpu")
     with pytest.raises(ValueError, match="seeds"):
-        dm.Sweep(setup, [0.1], 0, device="cpu")
+        dm.Trainer(setup, [0.1], 0, device="cpu")
     with pytest.raises(ValueError, match="setup"):
-        dm.Sweep("big", [0.1], 1, device="cpu")
+        dm.Trainer("big", [0.1], 1, device="cpu")
     with pytest.raises(ValueError, match="data"):
-        dm.Sweep(setup, [0.1], 1, data=torch.zeros(3, 4), device="cpu")
-    sw = dm.Sweep(setup, [0.1], 1, device="cpu")
-    with pytest.raises(ValueError, match="stats"):
-        sw.evaluate(["nonsense"])
+        dm.Trainer(setup, [0.1], 1, data=torch.zeros(3, 4), device="cpu")
+    trainer = dm.Trainer(setup, [0.1], 1, device="cpu")
+    with pytest.raises(ValueError, match="record"):
+        trainer.evaluate(["nonsense"])
     with pytest.raises(ValueError, match="diverged"):
-        sw.run(2, diverged="ignore", progress=False)
+        trainer.run(2, diverged="ignore", progress=False)
     with pytest.raises(ValueError, match="lr"):
         dm.first_updates(setup, -0.1)
 
@@ -225,7 +225,7 @@ def test_first_updates_and_transfer_factor():
     lrs = torch.tensor([0.01, 0.1])
     h = dm.History(setup, lrs, torch.tensor([0]), torch.tensor([[[1.0], [0.5]]]))
     h2 = dm.History(setup, lrs, torch.tensor([0]), torch.tensor([[[0.2], [0.5]]]))
-    assert dm.best_lr(h) == pytest.approx(0.1) and dm.transfer_factor([h, h2]) == pytest.approx(10.0)
+    assert dm.optimal_lr(h) == pytest.approx(0.1) and dm.transfer_factor([h, h2]) == pytest.approx(10.0)
 
 
 def test_optimal_lr_refines_a_parabola():
@@ -253,28 +253,43 @@ def test_data_stream_shapes():
     assert all(any(torch.equal(row, d) for d in data[s]) for s in range(3) for row in clean[s])
 
 
-def test_grid(monkeypatch):
+def test_sweep_plan(monkeypatch):
     monkeypatch.setenv("DAMLIB_SCALE", "ci")
-    g = dm.grid()
-    assert g.lrs("sgd").shape == (g.n_lr,) and float(g.lrs("adam")[0]) == pytest.approx(1e-4)
+    plan = dm.sweep_plan()
+    assert plan.lrs("sgd").shape == (plan.n_lr,) and float(plan.lrs("adam")[0]) == pytest.approx(1e-4)
+    assert plan.lr_step("sgd") == pytest.approx(10 ** (3 / (plan.n_lr - 1)))
     with pytest.raises(ValueError, match="optimizer"):
-        g.lrs("rmsprop")
+        plan.lrs("rmsprop")
 
 
-def test_denoise_and_coarse_mnist():
+def test_trainer_starts_from_init_params():
     setup = dm.proportional(4)
-    sw = dm.Sweep(setup, [0.01, 0.02], 1, dtype=torch.float64, device="cpu")
+    trainer = dm.Trainer(setup, [0.01, 0.02], 3, seed=5, dtype=torch.float64, device="cpu")
+    gen = torch.Generator().manual_seed(5)
+    dm.gaussian_data(setup, 3, generator=gen, dtype=torch.float64)
+    per_seed = dm.init_params(3, setup.K, setup.D, generator=gen, dtype=torch.float64)
+    torch.testing.assert_close(trainer.params.W, per_seed.W.repeat(2, 1, 1))
+    assert trainer.params.W.data_ptr() != per_seed.W.data_ptr()
+    assert (trainer.params.b == 0).all() and (trainer.params.c == 0).all()
+
+
+def test_best_loss_and_max_stable():
+    setup = dm.proportional(4)
+    lrs = torch.tensor([0.01, 0.1, 1.0])
+    loss = torch.tensor([[[0.5, 0.7], [0.2, 0.4], [0.1, float("inf")]]])      # (1 log point, 3 lrs, 2 seeds)
+    h = dm.History(setup, lrs, torch.tensor([0]), loss)
+    assert dm.best_loss(h) == pytest.approx(0.3) and dm.max_stable(h) == pytest.approx(0.1)
+    assert h["loss"] is h.loss
+    dead = dm.History(setup, lrs, torch.tensor([0]), torch.full((1, 3, 2), float("inf")))
+    assert dm.best_loss(dead) == math.inf and math.isnan(dm.max_stable(dead))
+
+
+def test_denoise():
+    setup = dm.proportional(4)
+    trainer = dm.Trainer(setup, [0.01, 0.02], 1, dtype=torch.float64, device="cpu")
     x = torch.randn(3, 4, dtype=torch.float64)
-    once = sw.denoise(x)
-    torch.testing.assert_close(once, sw._forward(x)[0])
-    torch.testing.assert_close(sw.denoise(x, 2), sw._forward(once)[0])
+    once = trainer.denoise(x)
+    torch.testing.assert_close(once, trainer._forward(x)[0])
+    torch.testing.assert_close(trainer.denoise(x, 2), trainer._forward(once)[0])
     with pytest.raises(ValueError, match="iterations"):
-        sw.denoise(x, 0)
-    images = torch.rand(10, 784, generator=torch.Generator().manual_seed(0))
-    xs, mean, rms = dm.coarse_mnist(images, 4)
-    assert xs.shape == (10, 49) and mean.shape == (49,)
-    assert xs.pow(2).mean().item() == pytest.approx(1.0) and xs.mean(0).abs().max() < 1e-5
-    from damlib.data import coarse_grain
-    torch.testing.assert_close(xs * rms + mean, coarse_grain(images, 4))
-    with pytest.raises(ValueError, match="s"):
-        dm.coarse_mnist(images, 5)
+        trainer.denoise(x, 0)

@@ -118,6 +118,7 @@ def test_saddle_states_match_the_splitting_eigenvalues():
 
 def test_transfer_explorer_static_and_live():
     from damlib import denseam as dm
+    from damlib.plotting import hpt as hpt_plots
 
     calls = []
 
@@ -135,8 +136,14 @@ def test_transfer_explorer_static_and_live():
     plt.close("all")
     diverged = make(4)
     diverged.loss[:] = float("inf")
-    fig = widgets.draw_transfer([diverged, diverged], [4, 8], 1)     # no optimum to mark: no error
+    fig = hpt_plots.draw_transfer([diverged, diverged], [4, 8], 1)   # no optimum to mark: no error
     assert len(fig.axes[0].lines) == 2
+    plt.close("all")
+    alive = make(8)
+    fig = hpt_plots.draw_transfer([alive, alive], [4, 8], 1)           # a cross and the dashed line
+    assert len(fig.axes[0].lines) == 4
+    fig, axes = hpt_plots.centring_figure({False: [diverged, alive], True: [alive, alive]}, [4, 8], 0)
+    assert [len(ax.lines) for ax in axes[0]] == [2, 2, 2, 2]       # crosses are not drawn there
     plt.close("all")
     with pytest.raises(ValueError, match="recipes"):
         widgets.transfer_explorer([4], {})

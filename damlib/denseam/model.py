@@ -1,0 +1,134 @@
+"""The one-step DenseAM denoiser of Holtzman, Krotov and Hanin (2026), batched over runs.
+
+Model (one run)::
+
+    h     = s_in * W_c x_noisy + b            hidden pre-activations, shape (B, K)
+    x_hat = s_out * W_c^T phi(h) + c          denoised output,        shape (B, D)
+    L     = (1/B) sum_b |x_hat_b - x_b|^2     denoising loss
+
+with ``W`` of shape ``(K, D)`` drawn N(0, 1), ``b = 0``, ``c = 0`` at initialisation, and
+``W_c = C W`` (``C = I - 11^T/K``, the centred model) or ``W_c = W`` (uncentred). Every state
+carries a leading run axis ``R``: ``W`` is ``(R, K, D)``, ``b`` ``(R, K)``, ``c`` ``(R, D)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from scipy.special import gamma
+
+from .. import checks
+from .table import ACTIVATIONS, choice
+
+
+def relu_power_norm(p: float) -> float:
+    """``sqrt(E[relu(z)^(2p)])`` for ``z ~ N(0, 1)``: ReLU^p divided by it has unit second moment."""
+    checks.positive("p", p)
+    return math.sqrt(0.5 * 2**p * gamma(p + 0.5) / math.sqrt(math.pi))
+
+
+def activate(h: torch.Tensor, activation: str, p: float = 1.0) -> torch.Tensor:
+    """``phi(h)`` over the last (hidden) axis: linear, normalised ReLU^p, or softmax."""
+    choice("activation", activation, ACTIVATIONS)
+    if activation == "linear":
+        return h
+    if activation == "relu":
+        return torch.relu(h).pow(p) / relu_power_norm(p)
+    return torch.softmax(h, dim=-1)
+
+
+def centre(W: torch.Tensor) -> torch.Tensor:
+    """``C W`` with ``C = I - 11^T/K``: remove the mean over the hidden axis (``-2``) of ``(..., K, D)``."""
+    checks.shape("W", W, (None, None))
+    return W - W.mean(dim=-2, keepdim=True)
+
+
+@dataclass
+class Params:
+    """Trainable state of ``R`` runs: ``W (R, K, D)``, ``b (R, K)``, ``c (R, D)``."""
+
+    W: torch.Tensor
+    b: torch.Tensor
+    c: torch.Tensor
+
+    def tensors(self) -> list[torch.Tensor]:
+        return [self.W, self.b, self.c]
+
+
+def init_params(runs: int, K: int, D: int, *, generator: torch.Generator | None = None,
+                dtype: torch.dtype = torch.float32, device=None) -> Params:
+    """N(0, 1) weights and zero biases for ``runs`` independent models."""
+    for name, v in (("runs", runs), ("K", K), ("D", D)):
+        checks.positive_int(name, v)
+    dev = device if device is not None else (generator.device if generator is not None else None)
+    W = torch.randn(runs, K, D, generator=generator, dtype=dtype, device=dev)
+    return Params(W, torch.zeros(runs, K, dtype=dtype, device=W.device),
+                  torch.zeros(runs, D, dtype=dtype, device=W.device))
+
+
+def forward(params: Params, x: torch.Tensor, *, s_in: float, s_out: float, activation: str = "linear",
+            p: float = 1.0, centred: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Denoise a batch with each of ``R`` models.
+
+    Parameters
+    ----------
+    params : Params
+        The state of ``R`` runs: ``W (R, K, D)``, ``b (R, K)``, ``c (R, D)``.
+    x : torch.Tensor
+        Noisy inputs ``(R, B, D)``, or ``(B, D)`` shared by all runs.
+    s_in, s_out : float
+        The input and output multipliers of the parameterisation (:class:`~.table.Scales`).
+    activation : {"linear", "relu", "softmax"}
+        ``phi``, applied over the hidden axis (:func:`activate`).
+    p : float
+        The power of ReLU^p (ignored by the other activations).
+    centred : bool
+        Use ``W_c = C W`` (centred model) rather than ``W``.
+
+    Returns
+    -------
+    x_hat : torch.Tensor
+        Outputs ``(R, B, D)``.
+    h, a : torch.Tensor
+        Pre-activations and activations ``(R, B, K)``.
+    """
+    W = params.W
+    checks.shape("W", W, (None, None))
+    R, K, D = W.shape
+    checks.shape("x", x, (D,))
+    if x.dim() == 3 and x.shape[0] != R:
+        raise ValueError(f"x must have shape (B, {D}) or ({R}, B, {D}), got {tuple(x.shape)}")
+    Wc = centre(W) if centred else W
+    eq = "rkd,rbd->rbk" if x.dim() == 3 else "rkd,bd->rbk"
+    h = s_in * torch.einsum(eq, Wc, x) + params.b[:, None, :]
+    a = activate(h, activation, p)
+    x_hat = s_out * torch.einsum("rbk,rkd->rbd", a, Wc) + params.c[:, None, :]
+    return x_hat, h, a
+
+
+def mse(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The paper's loss ``(1/B) sum_b |x_hat_b - x_b|^2`` per run: ``(R, B, D)`` to ``(R,)``."""
+    return (x_hat - x).pow(2).sum(-1).mean(-1)
+
+
+
+
+def gram_eigenvalues(a: torch.Tensor, *, centred: bool, top: int = 2) -> torch.Tensor:
+    """Largest ``top`` eigenvalues of the hidden Gram matrix ``A^T A / K`` (centred: ``(CA)^T (CA) / K``).
+
+    ``a`` holds activations ``(R, B, K)``; returns ``(R, top)``, largest first. ``A^T A / K`` is the
+    ``B x B`` matrix through which the SGD step moves the outputs (App. E.1).
+    """
+    checks.shape("a", a, (None, None))
+    K = a.shape[-1]
+    if centred:
+        a = a - a.mean(-1, keepdim=True)
+    G = a @ a.transpose(-1, -2) / K
+    return torch.linalg.eigvalsh(G).flip(-1)[..., :top]
+
+
+def participation(a: torch.Tensor) -> torch.Tensor:
+    """Participation ratio ``K_eff = 1 / sum_k a_k^2`` of softmax rows ``(R, B, K)``, averaged over B."""
+    return (1 / a.pow(2).sum(-1)).mean(-1)

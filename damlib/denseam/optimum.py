@@ -1,0 +1,69 @@
+"""Reading a sweep: its optimal learning rate (one rule: :func:`optimal_lr`), the loss there, its
+stability edge, and how far the optimum moves across sizes (:func:`transfer_factor`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+from .training import History
+
+
+def _mean_final(history: History) -> torch.Tensor:
+    """Seed-averaged final loss ``(n_lr,)`` in float64, ``inf`` where some seed diverged."""
+    final = history.final.mean(-1).double()
+    return torch.where(torch.isfinite(final), final, torch.full_like(final, math.inf))
+
+
+def has_optimum(history: History) -> bool:
+    """Whether some learning rate of ``history`` has no diverged seed (else there is no optimum)."""
+    return bool(torch.isfinite(history.final.mean(-1)).any())
+
+
+def optimal_lr(history: History) -> float:
+    """The minimiser of the seed-averaged final loss over the base learning rate.
+
+    Refined between grid points by a parabola through the log-loss at the best grid point and its
+    two neighbours (log-lr axis); the grid minimum itself is returned at the edge of the grid, when
+    a neighbour diverged or when the parabola opens downward. A learning rate with a diverged seed
+    is never the optimum. Raises ``ValueError`` when every learning rate has a diverged seed (test
+    with :func:`has_optimum` first where that can happen).
+    """
+    if not has_optimum(history):
+        raise ValueError("every learning rate of history has a diverged run: no optimal learning rate")
+    final = _mean_final(history)
+    lr = history.lrs.double().log()
+    i = int(torch.argmin(final))
+    if 0 < i < len(final) - 1 and bool(torch.isfinite(final[i - 1:i + 2]).all()):
+        y, x = final[i - 1:i + 2].log(), lr[i - 1:i + 2]
+        a = ((y[2] - y[1]) / (x[2] - x[1]) - (y[1] - y[0]) / (x[1] - x[0])) / (x[2] - x[0])
+        if a > 0:
+            slope = (y[2] - y[0]) / (x[2] - x[0]) - a * (x[0] + x[2] - 2 * x[1])
+            x_star = x[1] - slope / (2 * a)
+            return float(x_star.clamp(x[0], x[2]).exp())
+    return float(lr[i].exp())
+
+
+def best_loss(history: History) -> float:
+    """The lowest seed-averaged final loss over the learning rates (``inf`` when all diverged): the
+    height at which a figure marks the optimum of :func:`optimal_lr`."""
+    final = history.final.mean(-1)
+    finite = final[torch.isfinite(final)]
+    return float(finite.min()) if len(finite) else math.inf
+
+
+def max_stable(history: History) -> float:
+    """The largest base learning rate at which no seed diverged (``nan`` when every rate did)."""
+    ok = torch.isfinite(history.final).all(-1).nonzero()
+    return float(history.lrs[ok.max()]) if len(ok) else math.nan
+
+
+def transfer_factor(histories: Sequence[History]) -> float:
+    """``max / min`` over sizes of the optimal base learning rate (:func:`optimal_lr`): 1 is perfect;
+    ``inf`` when some size has no optimum on the grid (every learning rate diverged there)."""
+    if not all(has_optimum(h) for h in histories):
+        return math.inf
+    best = [optimal_lr(h) for h in histories]
+    return max(best) / min(best)

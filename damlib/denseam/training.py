@@ -1,0 +1,400 @@
+"""Training DenseAMs: one model size and recipe (:class:`Setup`), its data stream, and a trainer
+that runs a whole learning-rate sweep as one batched tensor program.
+
+:func:`sweep` trains ``len(lrs) x seeds`` models and returns their :class:`History` (the result);
+:class:`Trainer` is the same computation with its state kept, for callers that need the trained
+models (denoising) or the first steps (:func:`first_updates`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from .. import checks
+from ..config import device as default_device
+from ..optim import BatchedAdam, BatchedSGD
+from ..progress import bar
+from .model import Params, centre, forward, gram_eigenvalues, init_params, mse, participation
+from .settings import DEFAULTS, Defaults
+from .table import ACTIVATIONS, DIMS, OPTIMIZERS, REGIMES, Parameterisation, Scales, choice, parameterisation
+
+RECORDS = ("gram", "k_eff", "update", "hidden", "dout")
+
+
+@dataclass(frozen=True)
+class Setup:
+    """One model size and training recipe; :meth:`scales` applies the Table 1 row."""
+
+    D: int
+    K: int
+    B: int
+    N: int
+    activation: str = "linear"
+    p: float = 1.0
+    centred: bool = True
+    optimizer: str = "sgd"
+    regime: str = "proportional"
+    naive: bool = False
+    noise: float = DEFAULTS.noise
+
+    def __post_init__(self):
+        for k in DIMS:
+            checks.positive_int(k, getattr(self, k))
+        choice("activation", self.activation, ACTIVATIONS)
+        choice("optimizer", self.optimizer, OPTIMIZERS)
+        choice("regime", self.regime, REGIMES)
+        checks.positive("p", self.p)
+        checks.positive("noise", self.noise, allow_zero=True)
+
+    @property
+    def row(self) -> Parameterisation:
+        return parameterisation(self.regime, self.activation, self.optimizer, naive=self.naive)
+
+    def scales(self) -> Scales:
+        return self.row.scales(D=self.D, K=self.K, B=self.B, N=self.N)
+
+
+def proportional(D: int, defaults: Defaults = DEFAULTS, **kw) -> Setup:
+    """A :class:`Setup` of the proportional regime at input dimension ``D`` (K, B, N in proportion)."""
+    checks.positive_int("D", D)
+    d = defaults
+    return Setup(D, max(1, round(d.k_over_d * D)), max(1, round(d.b_over_d * D)),
+                 max(1, round(d.n_over_d * D)), regime="proportional", noise=d.noise, **kw)
+
+
+def k_only(K: int, defaults: Defaults = DEFAULTS, **kw) -> Setup:
+    """A :class:`Setup` of the K-only regime: width ``K``, data dimensions fixed by ``defaults``."""
+    checks.positive_int("K", K)
+    D = defaults.k_only_d
+    return Setup(D, K, D, round(defaults.n_over_d * D), regime="k_only", noise=defaults.noise, **kw)
+
+
+def gaussian_data(setup: Setup, seeds: int, *, generator: torch.Generator, dtype=torch.float32,
+                  device=None) -> torch.Tensor:
+    """Isotropic data sets ``(seeds, N, D)``, entries N(0, 1)."""
+    checks.positive_int("seeds", seeds)
+    return torch.randn(seeds, setup.N, setup.D, generator=generator, dtype=dtype, device=device)
+
+
+def batches(data: torch.Tensor, setup: Setup, steps: int, *, generator: torch.Generator) -> Iterator[
+        tuple[torch.Tensor, torch.Tensor]]:
+    """Mini-batches ``(clean, noisy)``, each ``(S, B, D)``: ``B`` points drawn with replacement from each
+    of the ``S`` data sets ``data (S, N, D)``, fresh Gaussian noise every step."""
+    checks.positive_int("steps", steps)
+    S, N, D = data.shape
+    for _ in range(steps):
+        idx = torch.randint(N, (S, setup.B), generator=generator, device=data.device)
+        clean = torch.gather(data, 1, idx[..., None].expand(S, setup.B, D))
+        noise = torch.randn(clean.shape, generator=generator, dtype=data.dtype, device=data.device)
+        yield clean, clean + setup.noise * noise
+
+
+@dataclass
+class History:
+    """What a sweep recorded. Tensors are indexed ``[log point, learning rate, seed]``.
+
+    ``loss``: MSE per coordinate (the paper's loss divided by D) on the fixed evaluation set, always
+    recorded; ``records``: the quantities asked for with ``record=`` (``gram`` gives ``gram1``,
+    ``gram2``; ``k_eff``; ``update``: RMS entry of the effective weight step ``C Delta W``;
+    ``hidden``: RMS pre-activation; ``dout``: RMS change of the outputs over the last step), also
+    reachable as ``history[name]``. ``diverged[lr, seed]`` is the step at which a run diverged
+    (``-1``: never). ``steps`` holds the step number of each log point.
+    """
+
+    setup: Setup
+    lrs: torch.Tensor
+    steps: torch.Tensor
+    loss: torch.Tensor
+    records: dict[str, torch.Tensor] = field(default_factory=dict)
+    diverged: torch.Tensor | None = None
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self.loss if name == "loss" else self.records[name]
+
+    @property
+    def final(self) -> torch.Tensor:
+        """Final loss per coordinate ``(n_lr, n_seeds)``; ``inf`` where the run diverged."""
+        return self.loss[-1]
+
+
+class Trainer:
+    """``n_lr x n_seeds`` independent models of one :class:`Setup`, trained as one tensor program,
+    with the training state (parameters, optimiser moments, step, divergences) kept between calls.
+
+    Run ``r = i_lr * n_seeds + i_seed`` has base learning rate ``lrs[i_lr]`` and shares its initial
+    weights, data set and mini-batches with every run of the same seed index.
+
+    Parameters
+    ----------
+    setup : Setup
+        The model size and recipe.
+    lrs : sequence of float
+        Base learning rates ``eta`` (``n_lr``), multiplied by the Table 1 factors of ``setup``.
+    seeds : int
+        Independent initialisations and data sets per learning rate.
+    data : torch.Tensor, optional
+        Training sets ``(N, D)`` (shared by every seed) or ``(seeds, N, D)``; default: Gaussian data
+        drawn from the trainer's generator (:func:`gaussian_data`).
+    seed : int
+        Seed of the trainer's generator (data, initial weights, evaluation noise, mini-batches).
+    dtype, device
+        Of every tensor; ``device`` defaults to :func:`damlib.device`.
+    defaults : Defaults
+        Training choices: evaluation set size, Adam's betas and eps, blow-up level.
+    """
+
+    def __init__(self, setup: Setup, lrs, seeds: int, *, data: torch.Tensor | None = None, seed: int = 0,
+                 dtype: torch.dtype = torch.float32, device=None, defaults: Defaults = DEFAULTS):
+        if not isinstance(setup, Setup):
+            raise ValueError(f"setup must be a Setup, got {type(setup).__name__}")
+        checks.positive_int("seeds", seeds)
+        dev = torch.device(device) if device is not None else default_device()
+        lrs = torch.as_tensor(lrs, dtype=dtype).reshape(-1)
+        if lrs.numel() == 0 or not bool(torch.isfinite(lrs).all()) or bool((lrs <= 0).any()):
+            raise ValueError("lrs must be a non-empty sequence of finite positive learning rates")
+        self.setup, self.defaults, self.seeds = setup, defaults, seeds
+        self.lrs = lrs
+        self.gen = torch.Generator(device=dev).manual_seed(seed)
+        if data is None:
+            data = gaussian_data(setup, seeds, generator=self.gen, dtype=dtype, device=dev)
+        else:
+            data = torch.as_tensor(data, dtype=dtype, device=dev)
+            if data.dim() == 2:
+                data = data.expand(seeds, *data.shape)
+            if tuple(data.shape) != (seeds, setup.N, setup.D):
+                raise ValueError(f"data must have shape ({setup.N}, {setup.D}) or ({seeds}, {setup.N}, "
+                                 f"{setup.D}), got {tuple(data.shape)}")
+        self.data = data
+        n_lr = lrs.numel()
+        self.R = n_lr * seeds
+        self.seed_of_run = torch.arange(seeds, device=dev).repeat(n_lr)            # (R,)
+        per_seed = init_params(seeds, setup.K, setup.D, generator=self.gen, dtype=dtype, device=dev)
+        self.params = Params(*(t[self.seed_of_run] for t in per_seed.tensors()))
+        n_eval = min(defaults.n_eval, setup.N)
+        self.eval_clean = data[:, :n_eval]
+        self.eval_noisy = self.eval_clean + setup.noise * torch.randn(
+            self.eval_clean.shape, generator=self.gen, dtype=dtype, device=dev)
+        sc = setup.scales()
+        base = lrs.to(dev).repeat_interleave(seeds)                                 # (R,)
+        self.run_lrs = [base * sc.lr_W, base * sc.lr_b, base * sc.lr_c]
+        opt = BatchedAdam if setup.optimizer == "adam" else BatchedSGD
+        kw = {"betas": defaults.betas, "eps": defaults.eps} if setup.optimizer == "adam" else {}
+        self.opt = opt(self.params.tensors(), self.run_lrs, **kw)
+        self.alive = torch.ones(self.R, dtype=torch.bool, device=dev)
+        self.died = torch.full((self.R,), -1, dtype=torch.long, device=dev)
+        self.t = 0
+        self.last_update: torch.Tensor | None = None
+        self._stash: torch.Tensor | None = None   # outputs before the last step, for the "dout" record
+
+    def _forward(self, x: torch.Tensor, params: Params | None = None):
+        s, sc = self.setup, self.setup.scales()
+        return forward(params or self.params, x, s_in=sc.s_in, s_out=sc.s_out, activation=s.activation,
+                       p=s.p, centred=s.centred)
+
+    @torch.no_grad()
+    def denoise(self, x: torch.Tensor, iterations: int = 1) -> torch.Tensor:
+        """Apply each run's trained denoiser ``iterations`` times to ``x (R, B, D)`` or ``(B, D)``:
+        ``x <- x_hat(x)``, the discrete energy descent of the paper's Eq. (3.5). Returns ``(R, B, D)``."""
+        checks.positive_int("iterations", iterations)
+        x = x.to(self.params.W)
+        for _ in range(iterations):
+            x = self._forward(x)[0]
+        return x
+
+    def per_run(self, x_seeded: torch.Tensor) -> torch.Tensor:
+        """Broadcast a per-seed tensor ``(S, ...)`` to the runs ``(R, ...)``."""
+        return x_seeded[self.seed_of_run]
+
+    def step(self, clean: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
+        """One optimiser step on the per-seed batch ``(S, B, D)``; returns the loss per run before it."""
+        ps = self.params.tensors()
+        for p in ps:
+            p.requires_grad_(True)
+        x_hat, _, _ = self._forward(self.per_run(noisy))
+        loss = mse(x_hat, self.per_run(clean))
+        grads = torch.autograd.grad(loss.sum(), ps)
+        for p in ps:
+            p.requires_grad_(False)
+        self.t += 1
+        deltas = self.opt.step(list(grads))
+        dW = centre(deltas[0]) if self.setup.centred else deltas[0]
+        self.last_update = dW.pow(2).mean((-1, -2)).sqrt()
+        self._check(loss.detach())
+        return loss.detach()
+
+    def _check(self, loss: torch.Tensor) -> None:
+        bad = ~torch.isfinite(loss) | (loss / self.setup.D > self.defaults.blowup)
+        for p in self.params.tensors():
+            bad |= ~torch.isfinite(p).flatten(1).all(1)
+        newly = bad & self.alive
+        if bool(newly.any()):
+            self.died[newly] = self.t
+            self.alive &= ~newly
+            for p in self.params.tensors():
+                p[newly] = 0           # park dead runs at a finite point; their lr is zeroed below
+            for lr in self.opt.lrs:
+                lr[newly] = 0
+            self.opt.reset(newly)
+
+    @torch.no_grad()
+    def evaluate(self, record: Iterable[str] = ()) -> dict[str, torch.Tensor]:
+        """Loss per coordinate on the fixed evaluation set, and the quantities of ``record`` (among
+        :data:`RECORDS`); ``(R,)`` each."""
+        x_hat, h, a = self._forward(self.per_run(self.eval_noisy))
+        out = {"loss": mse(x_hat, self.per_run(self.eval_clean)) / self.setup.D}
+        for name in record:
+            if name == "gram":
+                top = gram_eigenvalues(a[:, : self.setup.B], centred=self.setup.centred)
+                out["gram1"], out["gram2"] = top[:, 0], top[:, 1]
+            elif name == "k_eff":
+                out["k_eff"] = participation(a)
+            elif name == "update":
+                out["update"] = (self.last_update if self.last_update is not None
+                                 else torch.zeros(self.R, device=a.device))
+            elif name == "hidden":
+                out["hidden"] = h.pow(2).mean((-1, -2)).sqrt()
+            elif name == "dout":
+                prev = self._stash if self._stash is not None else x_hat
+                out["dout"] = (x_hat - prev).pow(2).mean((-1, -2)).sqrt()
+            else:
+                raise ValueError(f"record must be among {', '.join(RECORDS)}; got {name!r}")
+        dead = ~self.alive
+        for v in out.values():
+            v[dead] = float("inf") if v is out["loss"] else float("nan")
+        return out
+
+    def run(self, steps: int, *, log_every: int | None = None, record: Sequence[str] = (),
+            diverged: str = "mask", progress: bool | None = None, batch_stream=None) -> History:
+        """Train for ``steps`` more steps and return what was recorded over them.
+
+        Parameters
+        ----------
+        steps : int
+            Optimiser steps to take.
+        log_every : int, optional
+            Record every ``log_every`` steps (default: 50 log points), and after the last step.
+        record : sequence of str
+            Quantities to record besides the loss, among :data:`RECORDS`.
+        diverged : {"mask", "raise"}
+            ``"mask"`` parks a diverging run (loss ``inf`` from then on) and carries on with the
+            others; ``"raise"`` raises :class:`~damlib.DivergenceError` at the first divergence.
+        progress : bool, optional
+            Progress bar (:func:`damlib.progress.bar`; default: off in the book build).
+        batch_stream : iterable of (clean, noisy), optional
+            Replaces the mini-batches drawn by :func:`batches`.
+
+        Returns
+        -------
+        History
+            Indexed ``[log point, learning rate, seed]``; the first log point is the state before
+            these steps.
+        """
+        checks.positive_int("steps", steps)
+        choice("diverged", diverged, ("mask", "raise"))
+        log_every = checks.positive_int("log_every", log_every or max(1, steps // 50))
+        stream = batch_stream if batch_stream is not None else batches(self.data, self.setup, steps,
+                                                                        generator=self.gen)
+        logs, at = [self.evaluate(record)], [self.t]
+        for i, (clean, noisy) in enumerate(bar(stream, total=steps, progress=progress,
+                                               desc=f"D={self.setup.D} K={self.setup.K}")):
+            if i >= steps:
+                break
+            if "dout" in record and ((self.t + 1) % log_every == 0 or i == steps - 1):
+                with torch.no_grad():
+                    self._stash = self._forward(self.per_run(self.eval_noisy))[0]
+            self.step(clean, noisy)
+            if diverged == "raise" and not bool(self.alive.all()):
+                raise checks.DivergenceError(int(self.died.max()), "loss")
+            if self.t % log_every == 0 or i == steps - 1:
+                logs.append(self.evaluate(record))
+                at.append(self.t)
+        n_lr = self.lrs.numel()
+
+        def stack(key):
+            return torch.stack([lg[key] for lg in logs]).reshape(len(logs), n_lr, self.seeds).cpu()
+
+        loss = stack("loss")
+        extra = {k: stack(k) for k in logs[0] if k != "loss"}
+        return History(self.setup, self.lrs.cpu(), torch.tensor(at), loss, extra,
+                       self.died.reshape(n_lr, self.seeds).cpu())
+
+
+def sweep(setup: Setup, lrs, *, seeds: int = 1, steps: int, seed: int = 0, data=None,
+          record: Sequence[str] = (), log_every: int | None = None, dtype=torch.float32, device=None,
+          progress: bool | None = None, defaults: Defaults = DEFAULTS) -> History:
+    """Train ``len(lrs) x seeds`` models of one size as one batched program and return the result.
+
+    Parameters
+    ----------
+    setup : Setup
+        The model size and recipe.
+    lrs : sequence of float
+        Base learning rates ``eta``.
+    seeds : int
+        Independent initialisations and data sets per learning rate.
+    steps : int
+        Optimiser steps.
+    seed : int
+        Seed of the sweep's generator.
+    data : torch.Tensor, optional
+        Training sets ``(N, D)`` or ``(seeds, N, D)``; default Gaussian.
+    record : sequence of str
+        Quantities to record besides the loss, among :data:`RECORDS`.
+    log_every : int, optional
+        Record every ``log_every`` steps (default: 50 log points).
+    dtype, device, progress, defaults
+        As for :class:`Trainer` and :meth:`Trainer.run`.
+
+    Returns
+    -------
+    History
+        Loss and records, indexed ``[log point, learning rate, seed]``.
+    """
+    trainer = Trainer(setup, lrs, seeds, data=data, seed=seed, dtype=dtype, device=device,
+                      defaults=defaults)
+    return trainer.run(steps, log_every=log_every, record=record, progress=progress)
+
+
+@torch.no_grad()
+def _outputs(trainer: Trainer, noisy: torch.Tensor):
+    x_hat, h, _ = trainer._forward(trainer.per_run(noisy))
+    return x_hat, h
+
+
+def first_updates(setup: Setup, lr: float, *, seeds: int = 4, steps: int = 1, seed: int = 0,
+                  dtype=torch.float32, device=None, defaults: Defaults = DEFAULTS) -> dict[str, torch.Tensor]:
+    """RMS change per entry of the hidden pre-activations and of the outputs over the first steps.
+
+    Parameters
+    ----------
+    setup : Setup
+        The model size and recipe.
+    lr : float
+        Base learning rate ``eta``.
+    seeds : int
+        Independent models.
+    steps : int
+        The first steps to measure.
+    seed, dtype, device, defaults
+        As for :class:`Trainer`.
+
+    Returns
+    -------
+    dict
+        ``{"hidden": (steps, seeds), "output": (steps, seeds)}``: the RMS change on the evaluation
+        inputs over each step (Desideratum 2 asks both to stay of order one as the sizes grow).
+    """
+    checks.positive("lr", lr)
+    trainer = Trainer(setup, [lr], seeds, seed=seed, dtype=dtype, device=device, defaults=defaults)
+    x0, h0 = _outputs(trainer, trainer.eval_noisy)
+    out = {"hidden": [], "output": []}
+    for clean, noisy in batches(trainer.data, setup, steps, generator=trainer.gen):
+        trainer.step(clean, noisy)
+        x1, h1 = _outputs(trainer, trainer.eval_noisy)
+        out["hidden"].append((h1 - h0).pow(2).mean((-1, -2)).sqrt())
+        out["output"].append((x1 - x0).pow(2).mean((-1, -2)).sqrt())
+        x0, h0 = x1, h1
+    return {k: torch.stack(v).cpu() for k, v in out.items()}
