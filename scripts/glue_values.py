@@ -48,8 +48,10 @@ def executed(chapter: Path, timeout: int = 3600) -> dict[str, str]:
     import nbclient
 
     notebook = jupytext.read(chapter)
+    # transport_encryption: the kernel runs over CurveZMQ, so it does not warn about plain TCP
     nbclient.NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(chapter.parent)}}).execute()
+                            resources={"metadata": {"path": str(chapter.parent)}}
+                            ).execute(transport_encryption="auto")
     name = chapter.resolve().relative_to(BOOK.parent).with_suffix("").as_posix()
     return {f"{name}:{k}": v for k, v in notebook_glue(notebook.cells).items()}
 
