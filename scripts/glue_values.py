@@ -16,19 +16,29 @@ import argparse
 import json
 from pathlib import Path
 
-BOOK = Path(__file__).resolve().parent.parent / "book"
-
 
 def notebook_glue(cells) -> dict[str, str]:
     """``{name: text/plain value}`` of every glue output in a notebook's cells."""
     values = {}
     for cell in cells:
         for out in cell.get("outputs", []):
-            name = out.get("metadata", {}).get("scrapbook", {}).get("name")
+            record = out.get("metadata", {}).get("scrapbook", {})
+            name = record.get("name")
             if name is not None:
-                text = out.get("data", {}).get("text/plain", "")
+                # glue(..., display=False) stores its value under a prefixed mime type
+                mime = record.get("mime_prefix", "") + "text/plain"
+                text = out.get("data", {}).get(mime, "")
                 values[name] = "".join(text).replace("\n", " ")
     return values
+
+
+def chapter_name(chapter: Path) -> str:
+    """``book/<part>/<chapter>`` of a chapter file, from whichever checkout it lies in."""
+    parts = chapter.resolve().with_suffix("").parts
+    if "book" not in parts:
+        raise ValueError(f"chapter must lie in a book/ folder, got {chapter}")
+    start = len(parts) - 1 - parts[::-1].index("book")
+    return "/".join(parts[start:])
 
 
 def built(build: Path) -> dict[str, str]:
@@ -52,7 +62,7 @@ def executed(chapter: Path, timeout: int = 3600) -> dict[str, str]:
     nbclient.NotebookClient(notebook, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(chapter.parent)}}
                             ).execute(transport_encryption="auto")
-    name = chapter.resolve().relative_to(BOOK.parent).with_suffix("").as_posix()
+    name = chapter_name(chapter)
     return {f"{name}:{k}": v for k, v in notebook_glue(notebook.cells).items()}
 
 
