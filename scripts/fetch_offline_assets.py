@@ -6,8 +6,8 @@ notices the folder). Needs `npm` (it uses `npm pack`, so the configured registry
 
     python scripts/fetch_offline_assets.py        # then: jupyter-book build . --all
 
-The folder is assembled in a temporary directory and renamed into place, so an interrupted run
-leaves either the old folder or the new one, never half of one.
+The folder is assembled in a temporary directory and swapped into place (:func:`swap_folder`), so
+a failed or interrupted run leaves the old folder or the new one, never half of one and never none.
 """
 
 from __future__ import annotations
@@ -37,7 +37,42 @@ def _pack(spec: str, workdir: Path) -> Path:
     return workdir / out.stdout.strip().splitlines()[-1]
 
 
+def _aside(target: Path) -> Path:
+    return target.with_name(target.name + ".old")
+
+
+def recover(target: Path) -> None:
+    """Put back a folder that a killed :func:`swap_folder` left aside (``<target>.old``)."""
+    old = _aside(target)
+    if old.is_dir() and not target.exists():
+        old.rename(target)
+
+
+def swap_folder(new: Path, target: Path) -> None:
+    """Move the folder ``new`` to ``target``, replacing the folder there.
+
+    Two renames on one file system: the old folder aside to ``<target>.old``, the new one into
+    place. A failure of the second puts the old folder back before the error propagates; a process
+    killed between them leaves it at ``<target>.old``, which :func:`recover` (run first by this
+    function and by :func:`main`) puts back. The old folder is removed only once the new one is in place.
+    """
+    recover(target)
+    old = _aside(target)
+    if old.exists():
+        shutil.rmtree(old)
+    if target.exists():
+        target.rename(old)
+    try:
+        new.rename(target)
+    except BaseException:
+        if old.exists():
+            old.rename(target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def main() -> int:
+    recover(VENDOR)
     if shutil.which("npm") is None:
         print("npm is needed to fetch the offline assets", file=sys.stderr)
         return 1
@@ -57,10 +92,7 @@ def main() -> int:
                 shutil.copy2(source, staged / dest)
             shutil.rmtree(tmp / "x")
         (staged / "VERSIONS.txt").write_text("\n".join(PACKAGES) + "\n")
-        old = tmp / "old"
-        if VENDOR.exists():
-            VENDOR.rename(old)
-        staged.rename(VENDOR)
+        swap_folder(staged, VENDOR)
     print(f"offline assets in {VENDOR}; rebuild the book with `jupyter-book build . --all`")
     return 0
 
