@@ -1,0 +1,97 @@
+"""The built book, read in headless Chromium with the network cut: every page of the table of
+contents typesets its maths, loads every image, and requests nothing beyond localhost; the
+gallery shows a thumbnail per registered figure; each precomputed explorer shows another frame
+after a slider moves; the downloads offered on a page are served.
+
+Run after a build (``jupyter-book build .``) with ``pytest tests/browser``; `.ci/run` does. It
+skips, saying why, where no build or no Chromium is at hand.
+"""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from damlib.figures import FIGURES
+
+from .browser import ROOT, local_requests, open_page
+
+TOC = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+PAGES = [TOC["root"]] + [c["file"] for part in TOC["parts"] for c in part["chapters"]]
+
+# Wait for MathJax (when the page loads it) to finish typesetting; report what is left raw.
+MATHS = """
+const done = arguments[arguments.length - 1];
+const report = () => done({
+  typeset: document.querySelectorAll('mjx-container').length,
+  raw: Array.from(document.querySelectorAll('.math, span.math, div.math'))
+            .filter(e => !e.querySelector('mjx-container')).length,
+  mathjax: typeof window.MathJax === 'object' && !!window.MathJax.startup,
+});
+if (window.MathJax && window.MathJax.startup && window.MathJax.startup.promise) {
+  window.MathJax.startup.promise.then(report, report);
+} else { setTimeout(report, 3000); }
+"""
+
+IMAGES = """
+return Array.from(document.images)
+  .filter(img => !(img.complete && img.naturalWidth > 0))
+  .map(img => (img.currentSrc || img.src || '').slice(0, 80));
+"""
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_reads_offline(browser, page):
+    open_page(browser, page)
+    maths = browser.execute_async_script(MATHS)
+    has_maths = maths["raw"] + maths["typeset"] > 0
+    assert not has_maths or (maths["mathjax"] and maths["raw"] == 0), (
+        f"{page}: {maths['raw']} equations left untypeset (MathJax loaded: {maths['mathjax']})")
+    broken = browser.execute_script(IMAGES)
+    assert not broken, f"{page}: images that did not load: {broken}"
+    outside = local_requests(browser, outside=True)
+    assert not outside, f"{page}: requests beyond localhost: {outside[:5]}"
+
+
+def test_gallery_shows_every_figure(browser):
+    open_page(browser, "book/gallery")
+    thumbs = browser.execute_script(
+        "return Array.from(document.querySelectorAll('.figure-gallery img'))"
+        ".map(img => img.complete && img.naturalWidth > 0);")
+    assert len(thumbs) == len(FIGURES), f"gallery: {len(thumbs)} thumbnails for {len(FIGURES)} figures"
+    assert all(thumbs), f"gallery: {thumbs.count(False)} thumbnails did not load"
+
+
+# The frame an explorer shows: the one image of its widget area that is displayed.
+VISIBLE_FRAME = """
+const box = arguments[0];
+const imgs = Array.from(box.querySelectorAll('img')).filter(i => i.offsetParent !== null);
+return imgs.map(i => i.src.length + ':' + i.src.slice(-64));
+"""
+
+
+def _explorers(browser):
+    return browser.find_elements("css selector", ".jupyter-widgets-view")
+
+
+EXPLORER_PAGES = [p for p in PAGES if p in {"book/gd/landscape", "book/dam/saddles", "book/hpt/k_only"}]
+
+
+@pytest.mark.parametrize("page", EXPLORER_PAGES)
+def test_explorer_slider_changes_frame(browser, page):
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    open_page(browser, page)
+    WebDriverWait(browser, 30).until(lambda b: b.find_elements("css selector", ".noUi-handle"))
+    views = [v for v in _explorers(browser) if v.find_elements("css selector", ".noUi-handle")]
+    assert views, f"{page}: no explorer with a slider rendered"
+    for view in views:
+        before = browser.execute_script(VISIBLE_FRAME, view)
+        assert len(before) == 1, f"{page}: an explorer shows {len(before)} frames, expected one"
+        handle = view.find_elements("css selector", ".noUi-handle")[0]
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", handle)
+        at_end = handle.get_attribute("aria-valuenow") == handle.get_attribute("aria-valuemax")
+        handle.send_keys(Keys.ARROW_LEFT if at_end else Keys.ARROW_RIGHT)
+        WebDriverWait(browser, 10).until(lambda b: b.execute_script(VISIBLE_FRAME, view) != before,
+                                         message=f"{page}: the frame did not change after a slider moved")
