@@ -93,5 +93,7 @@ def test_explorer_slider_changes_frame(browser, page):
         browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", handle)
         at_end = handle.get_attribute("aria-valuenow") == handle.get_attribute("aria-valuemax")
         handle.send_keys(Keys.ARROW_LEFT if at_end else Keys.ARROW_RIGHT)
-        WebDriverWait(browser, 10).until(lambda b: b.execute_script(VISIBLE_FRAME, view) != before,
-                                         message=f"{page}: the frame did not change after a slider moved")
+        def moved(b, view=view, before=before):
+            return b.execute_script(VISIBLE_FRAME, view) != before
+
+        WebDriverWait(browser, 10).until(moved, message=f"{page}: the frame did not change after a slider moved")

@@ -76,8 +76,8 @@ return {status: kernel ? kernel.status : 'none', cells: panel.content.widgets.le
         running: document.querySelectorAll('.jp-InputArea-prompt').length
                  ? Array.from(document.querySelectorAll('.jp-InputArea-prompt'))
                      .filter(p => p.textContent.includes('*')).length : 0,
-        errors: document.querySelectorAll('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]').length,
-        tracebacks: Array.from(document.querySelectorAll('.jp-RenderedText[data-mime-type="application/vnd.jupyter.error"]'))
+        tracebacks: Array.from(document.querySelectorAll(
+                      '.jp-RenderedText[data-mime-type="application/vnd.jupyter.error"]'))
                      .map(e => e.textContent.slice(0, 300))};
 """
 
