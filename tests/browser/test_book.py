@@ -1,13 +1,16 @@
 """The built book, read in headless Chromium with the network cut: every page of the table of
 contents typesets its maths, loads every image, and requests nothing beyond localhost; the
 gallery shows a thumbnail per registered figure; each precomputed explorer shows another frame
-after a slider moves; the downloads offered on a page are served.
+after a slider moves; each chapter offers its executed notebook, outputs included.
 
 Run after a build (``jupyter-book build .``) with ``pytest tests/browser``; `.ci/run` does. It
 skips, saying why, where no build or no Chromium is at hand.
 """
 
 from __future__ import annotations
+
+import json
+import urllib.request
 
 import pytest
 import yaml
@@ -51,6 +54,22 @@ def test_page_reads_offline(browser, page):
     assert not broken, f"{page}: images that did not load: {broken}"
     outside = local_requests(browser, outside=True)
     assert not outside, f"{page}: requests beyond localhost: {outside[:5]}"
+
+
+CHAPTERS = [p for p in PAGES if p.split("/")[1:2] in (["gd"], ["dam"], ["hpt"])]
+
+
+@pytest.mark.parametrize("page", CHAPTERS)
+def test_chapter_downloads_as_executed_notebook(browser, page):
+    open_page(browser, page)
+    links = browser.execute_script(
+        "return Array.from(document.querySelectorAll('a')).filter(a => a.textContent.trim() === '.ipynb')"
+        ".map(a => a.href);")
+    assert links, f"{page}: the download menu offers no .ipynb"
+    with urllib.request.urlopen(links[0], timeout=10) as response:
+        notebook = json.loads(response.read())
+    outputs = sum(len(c.get("outputs", [])) for c in notebook["cells"] if c["cell_type"] == "code")
+    assert outputs > 0, f"{page}: the downloaded notebook carries no outputs"
 
 
 def test_gallery_shows_every_figure(browser):
