@@ -26,7 +26,8 @@ RECORDS = ("gram", "k_eff", "update", "hidden", "dout")
 
 @dataclass(frozen=True)
 class Setup:
-    """One model size and training recipe; :meth:`scales` applies the Table 1 row."""
+    """One model size and training recipe; :meth:`scales` applies its row of Table 1 (or the
+    ``naive`` control, or a ``table_row`` of one's own, e.g. with some learning rates zero)."""
 
     D: int
     K: int
@@ -39,6 +40,7 @@ class Setup:
     regime: str = "proportional"
     naive: bool = False
     noise: float = DEFAULTS.noise
+    table_row: Parameterisation | None = None   # a row of one's own instead of Table 1's
 
     def __post_init__(self):
         for k in DIMS:
@@ -48,9 +50,14 @@ class Setup:
         choice("regime", self.regime, REGIMES)
         checks.positive("p", self.p)
         checks.positive("noise", self.noise, allow_zero=True)
+        if self.table_row is not None and not isinstance(self.table_row, Parameterisation):
+            raise ValueError(f"table_row must be a Parameterisation, got {type(self.table_row).__name__}")
 
     @property
     def row(self) -> Parameterisation:
+        """``table_row`` when given, else the Table 1 row (or the control, ``naive``) of the recipe."""
+        if self.table_row is not None:
+            return self.table_row
         return parameterisation(self.regime, self.activation, self.optimizer, naive=self.naive)
 
     def scales(self) -> Scales:

@@ -1,0 +1,121 @@
+"""Stored runs of the hpt chapters: learning-rate sweeps at sizes the book build cannot afford.
+
+Each shard is one size of one recipe: one batched sweep (:func:`damlib.denseam.sweep`) over a
+fixed learning-rate grid. It stores the grid, the final loss per coordinate and the loss after
+the first ``check_steps`` steps ``(n_lr, seeds)`` (the cheap slice a chapter recomputes at build,
+:func:`early_losses`), and the step at which each run diverged.
+
+- ``hpt_k_only``: the K-only regime (Fig. 16), ReLU^2 with SGD at D = B = 32, N = 128, under
+  Table 1 (``table1``) and under the proportional regime's scales (``proportional``, the control),
+  to K = 16384.
+- ``hpt_adam_centring``: the proportional regime with Adam (Figs. 10, 11, 13), ReLU and softmax,
+  centred and uncentred, D = K = B = 64 to 512, N = 4D.
+
+The parameters of a shard depend on its name alone (never on ``DAMLIB_SCALE``), so a chapter and
+the command that made the shard agree on them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .. import denseam as dm
+from . import Experiment, register
+
+CHECK_STEPS = 10          # the cheap slice: the loss after the first steps
+STEPS = 500               # the book scale's training length
+# the book's grids (logspace(-3, 0, 13) for SGD, logspace(-4, -0.5, 13) for Adam), cut to the
+# points around the optima and the stability edges, to keep the large shards affordable
+SGD_LRS = [float(x) for x in torch.logspace(-3.0, 0.0, 13)[3:]]
+ADAM_LRS = [float(x) for x in torch.logspace(-4.0, -0.5, 13)[5:12]]
+
+K_ONLY_WIDTHS = (1024, 2048, 4096, 8192, 16384)
+K_ONLY_RECIPES = {"table1": False, "proportional": True}        # recipe: naive
+ADAM_SIZES = (64, 128, 256, 512)
+ADAM_RECIPES = {f"{act}_{name}": (act, centred) for act in ("relu", "softmax")
+                for name, centred in (("centred", True), ("uncentred", False))}
+
+
+def k_only_shard(recipe: str, K: int) -> str:
+    return f"{recipe}_K={K}"
+
+
+def adam_shard(recipe: str, D: int) -> str:
+    return f"{recipe}_D={D}"
+
+
+def _split(shard: str) -> tuple[str, int]:
+    recipe, size = shard.rsplit("_", 1)
+    return recipe, int(size.split("=", 1)[1])
+
+
+def k_only_params(shard: str) -> dict:
+    recipe, K = _split(shard)
+    D = dm.DEFAULTS.k_only_d
+    return {"recipe": recipe, "regime": "k_only", "D": D, "K": K, "B": D,
+            "N": round(dm.DEFAULTS.n_over_d * D), "activation": "relu", "p": 2.0, "centred": True,
+            "optimizer": "sgd", "naive": K_ONLY_RECIPES[recipe], "noise": dm.DEFAULTS.noise,
+            "lrs": SGD_LRS, "seeds": 1, "steps": STEPS, "seed": 0, "check_steps": CHECK_STEPS}
+
+
+def adam_params(shard: str) -> dict:
+    recipe, D = _split(shard)
+    activation, centred = ADAM_RECIPES[recipe]
+    return {"recipe": recipe, "regime": "proportional", "D": D, "K": D, "B": D,
+            "N": round(dm.DEFAULTS.n_over_d * D), "activation": activation, "p": 1.0,
+            "centred": centred, "optimizer": "adam", "naive": False, "noise": dm.DEFAULTS.noise,
+            "lrs": ADAM_LRS, "seeds": 1, "steps": STEPS, "seed": 0, "check_steps": CHECK_STEPS}
+
+
+def setup_of(params: dict) -> dm.Setup:
+    """The :class:`~damlib.denseam.Setup` a shard trains."""
+    return dm.Setup(params["D"], params["K"], params["B"], params["N"], activation=params["activation"],
+                    p=params["p"], centred=params["centred"], optimizer=params["optimizer"],
+                    regime=params["regime"], naive=params["naive"], noise=params["noise"])
+
+
+def _trainer(params: dict, device=None) -> dm.Trainer:
+    return dm.Trainer(setup_of(params), params["lrs"], params["seeds"], seed=params["seed"],
+                      device=device)
+
+
+def early_losses(params: dict, device=None) -> np.ndarray:
+    """The loss per coordinate after the first ``check_steps`` steps ``(n_lr, seeds)``: the slice
+    of a shard that a chapter recomputes at build (the same draws as the stored run)."""
+    trainer = _trainer(params, device)
+    return trainer.run(params["check_steps"], log_every=params["check_steps"]).final.numpy()
+
+
+def run_sweep(params: dict) -> dict:
+    """Train one shard: the first ``check_steps`` steps, then the rest, on one trainer (the same
+    random draws as one run of ``steps`` steps), logging only at those two points."""
+    trainer = _trainer(params)
+    early = trainer.run(params["check_steps"], log_every=params["check_steps"])
+    rest = params["steps"] - params["check_steps"]
+    late = trainer.run(rest, log_every=rest)
+    return {"lrs": np.asarray(params["lrs"]), "early": early.final.numpy(),
+            "final": late.final.numpy(), "diverged": late.diverged.numpy()}
+
+
+def history_of(shard) -> dm.History:
+    """A stored shard as a :class:`~damlib.denseam.History` of its final losses (one log point),
+    so that :func:`damlib.denseam.optimal_lr` and the drawing functions read it like a sweep."""
+    params = shard.params
+    final = torch.as_tensor(shard.arrays["final"], dtype=torch.float32)
+    return dm.History(setup_of(params), torch.as_tensor(shard.arrays["lrs"], dtype=torch.float32),
+                      torch.tensor([params["steps"]]), final[None],
+                      diverged=torch.as_tensor(shard.arrays["diverged"]))
+
+
+K_ONLY = register(Experiment(
+    "hpt_k_only",
+    tuple(k_only_shard(r, K) for r in K_ONLY_RECIPES for K in K_ONLY_WIDTHS),
+    k_only_params, run_sweep,
+    "K-only regime, ReLU^2 with SGD at D = B = 32: Table 1 against the proportional scales, K to 16384"))
+
+ADAM_CENTRING = register(Experiment(
+    "hpt_adam_centring",
+    tuple(adam_shard(r, D) for r in ADAM_RECIPES for D in ADAM_SIZES),
+    adam_params, run_sweep,
+    "proportional regime with Adam, ReLU and softmax, centred and uncentred, D = K = B to 512"))
