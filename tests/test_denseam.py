@@ -293,3 +293,25 @@ def test_denoise():
     torch.testing.assert_close(trainer.denoise(x, 2), trainer._forward(once)[0])
     with pytest.raises(ValueError, match="iterations"):
         trainer.denoise(x, 0)
+
+
+def test_pinned_at_edge():
+    setup = dm.proportional(4)
+    lrs = torch.tensor([0.01, 0.1, 1.0])
+    inf = float("inf")
+    interior = dm.History(setup, lrs, torch.tensor([0]), torch.tensor([[[0.5], [0.2], [0.4]]]))
+    edge = dm.History(setup, lrs, torch.tensor([0]), torch.tensor([[[0.5], [0.25], [inf]]]))
+    assert not dm.pinned_at_edge(interior) and dm.pinned_at_edge(edge)
+    dead = dm.History(setup, lrs, torch.tensor([0]), torch.full((1, 3, 1), inf))
+    assert not dm.pinned_at_edge(dead)
+
+
+def test_setup_takes_a_row_of_its_own():
+    zero = dm.Monomial.of(0.0)
+    row = dm.Parameterisation(dm.Monomial.of(D=-0.5), dm.Monomial.of(K=-0.5), zero, zero, zero, "frozen")
+    setup = dm.proportional(8, table_row=row)
+    assert setup.row is row and setup.scales().lr_W == 0
+    up = dm.first_updates(setup, 0.1, seeds=1, steps=1, dtype=torch.float64, device="cpu")
+    assert (up["hidden"] == 0).all() and (up["output"] == 0).all()       # nothing trains
+    with pytest.raises(ValueError, match="table_row"):
+        dm.proportional(8, table_row="mine")

@@ -67,3 +67,13 @@ def transfer_factor(histories: Sequence[History]) -> float:
         return math.inf
     best = [optimal_lr(h) for h in histories]
     return max(best) / min(best)
+
+
+def pinned_at_edge(history: History) -> bool:
+    """Whether the best grid rate is the largest stable one (the loss still falls where the runs
+    start to diverge), so that the optimum is the stability edge, not an interior minimum."""
+    if not has_optimum(history):
+        return False
+    best = int(torch.argmin(_mean_final(history)))
+    return math.isclose(float(history.lrs[best]), max_stable(history), rel_tol=1e-6)
+

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from .. import denseam as dm
-from . import Experiment, register
+from .. import store
+from . import Experiment, read, register
 
 CHECK_STEPS = 10          # the cheap slice: the loss after the first steps
 STEPS = 500               # the book scale's training length
@@ -106,6 +107,86 @@ def history_of(shard) -> dm.History:
     return dm.History(setup_of(params), torch.as_tensor(shard.arrays["lrs"], dtype=torch.float32),
                       torch.tensor([params["steps"]]), final[None],
                       diverged=torch.as_tensor(shard.arrays["diverged"]))
+
+
+def stored_sweeps(name: str, shards: dict[int, str]) -> tuple[list[int], list[dm.History], list]:
+    """The stored shards among ``shards`` (size -> shard name), smallest size first.
+
+    Returns ``(sizes, histories, found)``: the sizes whose shard is stored, each as a
+    :class:`~damlib.denseam.History` (:func:`history_of`), and the shards themselves. A stale or
+    corrupt shard raises (see :func:`damlib.store.read`): the build stops with the command to rerun.
+    """
+    sizes, histories, found = [], [], []
+    for size in sorted(shards):
+        shard = read(name, shards[size])
+        if shard is not None:
+            sizes.append(size)
+            histories.append(history_of(shard))
+            found.append(shard)
+    return sizes, histories, found
+
+
+def verify_first_steps(shard, *, rtol: float = 1e-4, atol: float = 1e-6) -> float:
+    """Recompute the first ``check_steps`` steps of a stored shard and check them against it
+    (:func:`damlib.store.verify`); returns the largest deviation of the loss per coordinate."""
+    return store.verify(shard, {"early": early_losses(shard.params)}, rtol=rtol, atol=atol)["early"]
+
+
+def about(found: list) -> str:
+    """One sentence for a stored-run caption: how many shards, their total wall time, and how the
+    longest was made (:func:`damlib.store.describe`)."""
+    seconds = [float(shard.meta.get("seconds", 0)) for shard in found]
+    longest = found[seconds.index(max(seconds))]
+    return (f"{len(found)} stored shards, {store.duration(sum(seconds))} of computation in all; the "
+            f"longest, {longest.shard}: " + store.describe(longest))
+
+
+def centring_from_store(activation: str, *, criterion: float = 1.5) -> dict:
+    """The stored Adam sweeps of one activation, centred and uncentred, read, verified and compared.
+
+    Parameters
+    ----------
+    activation : {"relu", "softmax"}
+        Which recipes of ``hpt_adam_centring``.
+    criterion : float
+        A recipe transfers when its optimal base rate moves by less than this factor over the sizes.
+
+    Returns
+    -------
+    dict
+        ``runs[centred] = (sizes, histories, shards)`` as :func:`stored_sweeps`; ``present``: both
+        recipes stored at two sizes or more; and when present: ``factor[centred]`` (transfer factor
+        over the stored sizes), ``sizes`` (those of the centred recipe), ``deviation`` (the largest
+        deviation of the recomputed first steps of the smallest size, :func:`verify_first_steps`),
+        ``visible`` (centred passes and uncentred fails the criterion) and ``text`` (a paragraph
+        for the page saying all this, with :func:`about`); when absent, ``text`` says so.
+    """
+    runs = {}
+    for centred in (False, True):
+        recipe = f"{activation}_{'centred' if centred else 'uncentred'}"
+        runs[centred] = stored_sweeps("hpt_adam_centring", {D: adam_shard(recipe, D) for D in ADAM_SIZES})
+    common = sorted(set(runs[False][0]) & set(runs[True][0]))        # compare on the same sizes
+    runs = {c: tuple(list(x) for x in zip(*[(D, h, f) for D, h, f in zip(*runs[c]) if D in common]))
+            or ([], [], []) for c in runs}
+    if len(common) < 2:
+        missing = adam_shard(f"{activation}_uncentred", ADAM_SIZES[-1])
+        return {"runs": runs, "present": False, "text": store.absent("hpt_adam_centring", missing)}
+    factor = {c: dm.transfer_factor(hs) for c, (_, hs, _) in runs.items()}
+    deviation = max(verify_first_steps(found[0]) for _, _, found in runs.values())
+    sizes = runs[True][0]
+    visible = factor[True] < criterion <= factor[False]
+    verdict = ("centring is needed there: the centred model passes the criterion and the uncentred one fails it"
+               if visible else
+               "the uncentred model passes the criterion too, so the claim that centring is needed for "
+               "transfer is not visible at these sizes either" if factor[False] < criterion else
+               "neither passes the criterion")
+    text = (f"Over the stored sizes D = K = B = {sizes[0]} to {sizes[-1]} (one seed, seven rates), the optimal "
+            f"Adam rate moves by a factor {factor[True]:.2f} centred and {factor[False]:.2f} uncentred "
+            f"(criterion: below {criterion:g}): {verdict}. The recomputed first {CHECK_STEPS} steps of "
+            f"D = {sizes[0]} agree with the stored ones within {deviation:.1e} (tolerance: relative 1e-4). "
+            + about(runs[True][2] + runs[False][2]))
+    return {"runs": runs, "present": True, "factor": factor, "sizes": sizes, "deviation": deviation,
+            "visible": visible, "text": text}
 
 
 K_ONLY = register(Experiment(

@@ -114,3 +114,18 @@ def draw_transfer(histories: Sequence[History], sizes: Sequence[int], index: int
     ax.set(xlabel=LR_LABEL, ylabel="final loss / D", title=title)
     ax.legend(loc="upper left", fontsize=7)
     return fig
+
+
+def centring_transfer_figure(runs: Mapping[bool, tuple]):
+    """Uncentred (a) against centred (b): final loss against the base learning rate with crosses at
+    the optima, one colour per size; ``runs[centred] = (sizes, histories, ...)`` as
+    :func:`damlib.experiments.hpt.stored_sweeps` returns (an empty recipe draws an empty panel).
+    Returns the figure and its ``(1, 2)`` axes."""
+    fig, axes = subplots(1, 2, width=8.0, height=3.0)
+    for ax, centred in zip(axes[0], (False, True)):
+        sizes, histories = runs[centred][0], runs[centred][1]
+        transfer_curves(ax, histories, [f"D={D}" for D in sizes], title="centred" if centred else "uncentred")
+        if histories:
+            ax.legend(fontsize=6)
+    label_panels(axes)
+    return fig, axes
