@@ -179,11 +179,28 @@ def _learning_rate(lr, like: torch.Tensor) -> torch.Tensor:
 
 
 def descend(W0, E, U, p, targets, *, lr, steps: int) -> torch.Tensor:
-    """Gradient descent on ``W``: the trajectory ``W_0, ..., W_steps``, shape ``(steps + 1, ..., d, d')``.
+    """Gradient descent on ``W``, step by step.
 
-    ``p`` is ``(N,)`` for full-batch descent or ``(steps, N)`` for one row of
-    mini-batch frequencies per step. ``lr`` is a float or a tensor that
-    broadcasts against the batch axes of ``W0`` (one learning rate per run).
+    Parameters
+    ----------
+    W0 : tensor ``(..., d, d')``
+        The start; leading axes are runs.
+    E, U : tensor ``(N, d)``, ``(M, d')``
+        Input and output embeddings.
+    p : tensor ``(N,)`` or ``(steps, N)``
+        Token frequencies: full-batch descent, or one row of mini-batch frequencies per step
+        (:func:`minibatch_frequencies`).
+    targets : long tensor ``(N,)``
+        Class of each token.
+    lr : float or tensor
+        Broadcasts against the batch axes of ``W0`` (one learning rate per run).
+    steps : int
+        Steps to take.
+
+    Returns
+    -------
+    tensor ``(steps + 1, ..., d, d')``
+        The trajectory ``W_0, ..., W_steps``.
     """
     checks.positive_int("steps", steps)
     n = E.shape[-2]
@@ -256,6 +273,18 @@ def sharpness(W, E, U, p, targets) -> torch.Tensor:
     its largest eigenvalue.
     """
     return torch.linalg.eigvalsh(hessian(W, E, U, p, targets))[..., -1]
+
+
+def smoothness(E: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """The smoothness constant ``lambda`` of the two-class loss (Proposition 5), shape ``(...)``.
+
+    ``lambda = (1/2) * largest eigenvalue of E^T diag(p) E``, for embeddings ``E (..., N, d)`` and
+    frequencies ``p (..., N)``: the loss is ``lambda``-smooth in the plane of ``g``, so gradient
+    descent with ``lr < 2 / lambda`` lowers it at every step.
+    """
+    checks.shape("E", E, (None, None))
+    checks.shape("p", p, (E.shape[-2],))
+    return 0.5 * torch.linalg.eigvalsh(E.mT @ (p[..., :, None] * E))[..., -1]
 
 
 # --- The two-class plane (Section 4.3 of the paper) ------------------------------------------------

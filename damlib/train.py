@@ -6,20 +6,24 @@ leading batch axes, which broadcast), and one step is a few batched matmuls for 
 with no Python loop over runs. It records only the statistics asked for, at the steps asked for,
 and the first step at which each run classifies every token correctly.
 
-:func:`plane_picture` draws the two-class plane of Section 4.3 (landscape and trajectories) from
-the same kernels; the figures of the book and the explorer of :mod:`damlib.widgets` both use it.
+:func:`plane_picture` computes the two-class plane of Section 4.3 (landscape and trajectories)
+from the same kernels, and :func:`plane_states` a whole grid of such planes for the explorer of
+:mod:`damlib.widgets`; :mod:`damlib.plotting.gd` draws both.
 
 The model (scores, residuals, margins, losses, Hessian) is :mod:`damlib.memory`'s.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from . import checks
 from . import memory as am
+from .config import device as default_device
 from .progress import bar
 
 RECORDS = ("W", "scores", "loss", "zero_one", "margins", "sharpness")
@@ -98,21 +102,51 @@ def sweep(
 ) -> Sweep:
     """Run a batch of independent memories by (stochastic) gradient descent, ``steps`` steps each.
 
-    Shapes (leading ``*`` axes are batch axes; they broadcast together into the batch shape):
-    ``W0 (*, d, d')``, ``E (*, N, d)``, ``U (*, M, d')``, ``p (*, N)`` token frequencies,
-    ``targets (N,)`` class of each token (shared by all runs), ``lr`` float or tensor ``(*)``.
-    Runs with different embedding dimensions can share one batch by padding ``E`` and ``U`` with
-    zero columns: the padded coordinates of ``W`` then get no gradient.
+    Leading ``*`` axes are batch axes; they broadcast together into the batch shape. Runs with
+    different embedding dimensions can share one batch by padding ``E`` and ``U`` with zero
+    columns: the padded coordinates of ``W`` then get no gradient.
 
-    ``record``: names among ``"W"``, ``"scores"``, ``"loss"``, ``"zero_one"``, ``"margins"``,
-    ``"sharpness"`` (the operator norm of the closed-form Hessian), evaluated with the true
-    frequencies ``p`` at the steps ``at`` (default: every step ``0..steps``).
-    ``batch_size``: ``None`` for full-batch gradient descent; an integer for SGD, where each run
-    draws, at each step, ``batch_size`` tokens from its own ``p`` (with ``generator``) and the
-    gradient uses their empirical frequencies (the paper's eq. (12) over a random batch).
+    Parameters
+    ----------
+    W0 : tensor ``(*, d, d')``
+        The starting matrices.
+    E : tensor ``(*, N, d)``
+        Input embeddings.
+    U : tensor ``(*, M, d')``
+        Output embeddings.
+    p : tensor ``(*, N)``
+        Token frequencies.
+    targets : long tensor ``(N,)``
+        Class of each token, shared by all runs.
+    lr : float or tensor ``(*)``
+        Learning rates.
+    steps : int
+        Steps of every run.
+    record : collection of str
+        Names among ``RECORDS``: ``"W"`` ``(T, *, d, d')``, ``"scores"`` ``(T, *, N, M)``,
+        ``"loss"``, ``"zero_one"`` ``(T, *)``, ``"margins"`` ``(T, *, N)``, ``"sharpness"``
+        ``(T, *)`` (the operator norm of the closed-form Hessian), evaluated with the true
+        frequencies ``p``.
+    at : sequence of int, optional
+        The recorded steps, in ``0..steps`` (default every step).
+    batch_size : int, optional
+        ``None`` for full-batch gradient descent; an integer for SGD, where each run draws, at
+        each step, ``batch_size`` tokens from its own ``p`` (with ``generator``) and the gradient
+        uses their empirical frequencies (the paper's eq. (12) over a random batch).
+    generator : torch.Generator, optional
+        The SGD draws' generator, on the device of ``p``.
+    progress : bool, optional
+        Show a progress bar (default: :func:`damlib.progress.bar`'s).
 
-    Raises :class:`~damlib.checks.DivergenceError` at the first step where some run's ``W`` is not
-    finite. Returns a :class:`Sweep`.
+    Returns
+    -------
+    Sweep
+        The records at the steps ``at``, the first perfect step of every run and the final ``W``.
+
+    Raises
+    ------
+    DivergenceError
+        At the first step where some run's ``W`` is not finite.
     """
     lr, at = _check_sweep(W0, E, U, p, targets, lr, steps, record, at, batch_size)
     shape = _batch_shape(W0, E, U, p, lr)
@@ -166,11 +200,30 @@ def sweep(
 def first_perfect_step(
     E: torch.Tensor, p: torch.Tensor, targets: torch.Tensor, *, lr, steps: int, U: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """First GD step with perfect accuracy, from ``W_0 = 0``, for a batch of problems: shape ``(*)``.
+    """First GD step with perfect accuracy, from ``W_0 = 0``, for a batch of problems.
 
     A thin wrapper of :func:`sweep` that records nothing else (the quantity of the paper's
-    Figure 3). ``U`` defaults to ``I_M`` with ``M = max(targets) + 1``. ``-1``: never within
-    ``steps`` steps.
+    Figure 3).
+
+    Parameters
+    ----------
+    E : tensor ``(*, N, d)``
+        Input embeddings.
+    p : tensor ``(*, N)``
+        Token frequencies.
+    targets : long tensor ``(N,)``
+        Class of each token.
+    lr : float or tensor ``(*)``
+        Learning rates.
+    steps : int
+        The longest run.
+    U : tensor ``(M, d')``, optional
+        Output embeddings; default ``I_M`` with ``M = max(targets) + 1``.
+
+    Returns
+    -------
+    long tensor ``(*)``
+        The first step with every token right, ``-1`` if none within ``steps`` steps.
     """
     if U is None:
         U = torch.eye(int(targets.max()) + 1, dtype=E.dtype, device=E.device)
@@ -188,24 +241,47 @@ def plane_picture(
     g_start=(0.0, 0.0),
     g0_range=(-1.0, 1.0),
     g1_range=(-1.0, 1.0),
-    n: int = 50,
+    resolution: int = 50,
     fields=("loss", "zero_one"),
     batch_size: int | None = None,
     generator: torch.Generator | None = None,
 ) -> dict[str, torch.Tensor]:
     """Landscape of the two-class plane and descent trajectories drawn on it, in one call.
 
-    ``E (N, 2)`` input embeddings (``U = I_2``), ``p (N,)``, ``targets (N,)`` in ``{0, 1}``;
-    ``lr`` a float or a ``(R,)`` tensor (one trajectory per learning rate); the runs start at the
-    point ``g_start`` of the plane (``W_0 = (1/2) g (u_0 - u_1)^T``).
-    Returns ``g`` (the ``(n, n, 2)`` grid), one ``(n, n)`` map per name in ``fields`` (see
-    :func:`damlib.memory.landscape`), ``path`` ``(steps + 1, R, 2)`` the trajectories of ``g``,
-    and ``path_loss``, ``path_zero_one`` ``(steps + 1, R)`` (and ``path_sharpness`` when
-    ``"sharpness"`` is in ``fields``).
+    Parameters
+    ----------
+    E : tensor ``(N, 2)``
+        Input embeddings (``U = I_2``).
+    p : tensor ``(N,)``
+        Token frequencies.
+    targets : long tensor ``(N,)``
+        Class of each token, in ``{0, 1}``.
+    lr : float or tensor ``(R,)``
+        One trajectory per learning rate.
+    steps : int
+        Gradient steps of each trajectory.
+    g_start : pair of float
+        The point of the plane where the runs start (``W_0 = (1/2) g (u_0 - u_1)^T``).
+    g0_range, g1_range : pair of float
+        The window of the landscape along ``g_0`` and ``g_1``.
+    resolution : int
+        Grid points along each axis of the window.
+    fields : collection of str
+        The landscape maps, among those of :func:`damlib.memory.landscape`.
+    batch_size, generator
+        SGD instead of GD, as in :func:`sweep`.
+
+    Returns
+    -------
+    dict of str to tensor
+        ``points (resolution, resolution, 2)`` the grid of the plane, one
+        ``(resolution, resolution)`` map per name in ``fields``, ``path (steps + 1, R, 2)`` the
+        trajectories of ``g``, ``path_loss`` and ``path_zero_one`` ``(steps + 1, R)`` (and
+        ``path_sharpness`` when ``"sharpness"`` is in ``fields``), ``first_perfect (R,)``.
     """
     checks.shape("E", E, (None, 2))
-    g = am.plane_grid(g0_range, g1_range, n, dtype=E.dtype, device=E.device)
-    out = {"g": g, **am.landscape(g, E, p, targets, fields=fields)}
+    points = am.plane_grid(g0_range, g1_range, resolution, dtype=E.dtype, device=E.device)
+    out = {"points": points, **am.landscape(points, E, p, targets, fields=fields)}
     lr = torch.as_tensor(lr, dtype=E.dtype, device=E.device).reshape(-1)
     W0 = am.plane_to_matrix(torch.as_tensor(g_start, dtype=E.dtype, device=E.device))
     U = torch.eye(2, dtype=E.dtype, device=E.device)
@@ -218,3 +294,73 @@ def plane_picture(
         out["path_sharpness"] = run["sharpness"]
     out["first_perfect"] = run.first_perfect
     return out
+
+
+def _numpy(x: torch.Tensor) -> np.ndarray:
+    return x.detach().cpu().numpy()
+
+
+def plane_states(alphas, p1s, lrs, *, steps: int = 35, resolution: int = 60, g0_range=(-1.0, 8.0),
+                 g1_range=(-17.0, 10.0), dtype=torch.float64, device=None) -> dict[tuple, dict[str, np.ndarray]]:
+    """Landscapes and GD trajectories from ``g = 0`` for every ``(alpha, p1, lr)`` of a product grid.
+
+    The states of the two-token plane explorer (:func:`damlib.widgets.plane_explorer`, drawn by
+    :func:`damlib.plotting.gd.draw_plane`). All trajectories are one batched :func:`sweep` (batch
+    ``(A, P, L)``) and all landscapes one batched :func:`damlib.memory.landscape` call.
+
+    Parameters
+    ----------
+    alphas, p1s, lrs : sequence of float
+        The correlations ``alpha`` of the pair of embeddings (:func:`damlib.memory.correlated_pair`),
+        the frequencies ``p_1`` of the first token (in ``(0, 1)``) and the learning rates.
+    steps : int
+        Gradient steps of each trajectory.
+    resolution : int
+        Grid points along each axis of a landscape.
+    g0_range, g1_range : pair of float
+        The smallest window; each state's window is grown to hold its whole trajectory.
+    dtype, device
+        Of the computation (default device :func:`damlib.device`).
+
+    Returns
+    -------
+    dict
+        Per grid point ``(alpha, p1, lr)``, numpy arrays ``points (resolution, resolution, 2)``,
+        ``loss`` and ``zero_one`` ``(resolution, resolution)``, ``path (steps + 1, 2)``,
+        ``path_loss`` and ``path_zero_one`` ``(steps + 1,)``.
+    """
+    for name, values in (("alphas", alphas), ("p1s", p1s), ("lrs", lrs)):
+        if len(values) == 0:
+            raise ValueError(f"{name} must hold at least one value")
+    if not all(0 < p1 < 1 for p1 in p1s):
+        raise ValueError(f"p1s must lie in (0, 1), got {list(p1s)!r}")
+    kw = dict(dtype=dtype, device=device if device is not None else default_device())
+    a = torch.as_tensor(alphas, **kw)
+    p1 = torch.as_tensor(p1s, **kw)
+    E = am.correlated_pair(a)[:, None, None]                                   # (A, 1, 1, 2, 2)
+    p = torch.stack([p1, 1 - p1], -1)[None, :, None]                            # (1, P, 1, 2)
+    lr = torch.as_tensor(lrs, **kw)[None, None, :]                              # (1, 1, L)
+    targets = torch.arange(2, device=kw["device"])
+    run = sweep(torch.zeros(2, 2, **kw), E, torch.eye(2, **kw), p, targets,
+                lr=lr, steps=steps, record=("W", "loss", "zero_one"))
+    path = am.matrix_to_plane(run["W"])                                        # (T, A, P, L, 2)
+
+    lo = torch.minimum(path.amin(0), torch.tensor([g0_range[0], g1_range[0]], **kw))
+    hi = torch.maximum(path.amax(0), torch.tensor([g0_range[1], g1_range[1]], **kw))
+    pad = 0.05 * (hi - lo)
+    lo, hi = lo - pad, hi + pad                                                # (A, P, L, 2)
+    s = torch.linspace(0, 1, resolution, **kw)
+    axis = lo[..., None, :] + (hi - lo)[..., None, :] * s[:, None]              # (A, P, L, n, 2)
+    g0, g1 = axis[..., None, :, 0], axis[..., :, None, 1]                      # rows run over g1
+    points = torch.stack(torch.broadcast_tensors(g0, g1), -1)                  # (A, P, L, n, n, 2)
+    land = am.landscape(points, E[..., None, None, :, :], p[..., None, None, :], targets)
+
+    states = {}
+    for (i, alpha), (j, q), (k, rate) in itertools.product(enumerate(alphas), enumerate(p1s), enumerate(lrs)):
+        states[(alpha, q, rate)] = {
+            "points": _numpy(points[i, j, k]), "loss": _numpy(land["loss"][i, j, k]),
+            "zero_one": _numpy(land["zero_one"][i, j, k]), "path": _numpy(path[:, i, j, k]),
+            "path_loss": _numpy(run["loss"][:, i, j, k]),
+            "path_zero_one": _numpy(run["zero_one"][:, i, j, k]),
+        }
+    return states

@@ -15,8 +15,9 @@ one sweep, not one run per frame.
 
 :func:`plane_explorer` is the first such explorer: the two-token landscape of Section 4.3 of
 ``gd`` with a descent trajectory on it, over the correlation ``alpha``, the frequency ``p1`` and
-the learning rate. :func:`plane_states` computes any grid of its states in one batched sweep and
-:func:`draw_plane` draws one state. :func:`saddle_explorer` follows the copied memories of ``dam``
+the learning rate: its states come from :func:`damlib.train.plane_states` (one batched sweep) and
+are drawn by :func:`damlib.plotting.gd.draw_plane`, as the chapters' figures.
+:func:`saddle_explorer` follows the copied memories of ``dam``
 across the inverse temperature ``beta``, and :func:`transfer_explorer` the loss of ``hpt`` against
 the learning rate across model sizes, both on the same pattern.
 """
@@ -35,10 +36,9 @@ from IPython.display import display
 
 from . import dam, train
 from . import denseam as dm
-from . import memory as am
-from .config import device as default_device
 from .config import generator
-from .plotting import COLORS, subplots, to_numpy
+from .plotting import COLORS, to_numpy
+from .plotting import gd as gd_plots
 from .plotting.hpt import draw_transfer
 
 
@@ -138,92 +138,25 @@ def live_explorer(draw: Callable[..., object], grid: Mapping[str, Sequence], *,
 # --- The two-token plane of gd, Section 4.3 ------------------------------------------------------
 
 
-def plane_states(alphas: Sequence[float], p1s: Sequence[float], lrs: Sequence[float], *, steps: int = 35,
-                 n: int = 60, g0_range=(-1.0, 8.0), g1_range=(-17.0, 10.0), dtype=torch.float64,
-                 device=None) -> dict[tuple[float, float, float], dict[str, np.ndarray]]:
-    """Landscapes and GD trajectories from ``g = 0`` for every ``(alpha, p1, lr)`` of the product grid.
-
-    All trajectories are one batched :func:`damlib.train.sweep` (batch ``(A, P, L)``) and all
-    landscapes one batched :func:`damlib.memory.landscape` call. Each state's window is the given
-    one, grown to hold its whole trajectory. Returns, per grid point, numpy arrays ``g (n, n, 2)``,
-    ``loss`` and ``zero_one`` ``(n, n)``, ``path (steps + 1, 2)``, ``path_loss`` and
-    ``path_zero_one`` ``(steps + 1,)``. Computed on ``device`` (default :func:`damlib.device`).
-    """
-    for name, values in (("alphas", alphas), ("p1s", p1s), ("lrs", lrs)):
-        if len(values) == 0:
-            raise ValueError(f"{name} must hold at least one value")
-    if not all(0 < p1 < 1 for p1 in p1s):
-        raise ValueError(f"p1s must lie in (0, 1), got {list(p1s)!r}")
-    kw = dict(dtype=dtype, device=device if device is not None else default_device())
-    a = torch.as_tensor(alphas, **kw)
-    p1 = torch.as_tensor(p1s, **kw)
-    E = am.correlated_pair(a)[:, None, None]                                   # (A, 1, 1, 2, 2)
-    p = torch.stack([p1, 1 - p1], -1)[None, :, None]                            # (1, P, 1, 2)
-    lr = torch.as_tensor(lrs, **kw)[None, None, :]                              # (1, 1, L)
-    targets = torch.arange(2, device=kw["device"])
-    run = train.sweep(torch.zeros(2, 2, **kw), E, torch.eye(2, **kw), p, targets,
-                      lr=lr, steps=steps, record=("W", "loss", "zero_one"))
-    path = am.matrix_to_plane(run["W"])                                        # (T, A, P, L, 2)
-
-    lo = torch.minimum(path.amin(0), torch.tensor([g0_range[0], g1_range[0]], **kw))
-    hi = torch.maximum(path.amax(0), torch.tensor([g0_range[1], g1_range[1]], **kw))
-    pad = 0.05 * (hi - lo)
-    lo, hi = lo - pad, hi + pad                                                # (A, P, L, 2)
-    s = torch.linspace(0, 1, n, **kw)
-    axis = lo[..., None, :] + (hi - lo)[..., None, :] * s[:, None]              # (A, P, L, n, 2)
-    g0, g1 = axis[..., None, :, 0], axis[..., :, None, 1]                      # rows run over g1
-    g = torch.stack(torch.broadcast_tensors(g0, g1), -1)                       # (A, P, L, n, n, 2)
-    land = am.landscape(g, E[..., None, None, :, :], p[..., None, None, :], targets)
-
-    states = {}
-    for (i, alpha), (j, q), (k, rate) in itertools.product(enumerate(alphas), enumerate(p1s), enumerate(lrs)):
-        states[(alpha, q, rate)] = {
-            "g": to_numpy(g[i, j, k]), "loss": to_numpy(land["loss"][i, j, k]),
-            "zero_one": to_numpy(land["zero_one"][i, j, k]), "path": to_numpy(path[:, i, j, k]),
-            "path_loss": to_numpy(run["loss"][:, i, j, k]),
-            "path_zero_one": to_numpy(run["zero_one"][:, i, j, k]),
-        }
-    return states
-
-
-def draw_plane(state: Mapping[str, np.ndarray], *, title: str = "", axes=None):
-    """One state of :func:`plane_states`: loss level lines, 0-1 loss shading (white: all tokens
-    right, grey: one wrong, dark: both) and the trajectory (left); loss and 0-1 loss against the
-    step (right). Draws on ``axes`` (two axes) or a new figure; returns the two axes."""
-    if axes is None:
-        _, axes = subplots(1, 2, width=8.0, height=3.2)
-        axes = axes[0]
-    ax, bx = axes
-    g = state["g"]
-    ax.contourf(g[..., 0], g[..., 1], state["zero_one"], levels=[-0.01, 0.01, 0.5, 1.01],
-                colors=["white", "#dddddd", "#aaaaaa"])
-    ax.contour(g[..., 0], g[..., 1], state["loss"], levels=20, linewidths=0.6)
-    ax.plot(state["path"][:, 0], state["path"][:, 1], "o-", ms=2.5, color=COLORS[1])
-    ax.set(xlabel="$g_1$", ylabel="$g_2$", title=title)
-    t = np.arange(len(state["path_loss"]))
-    bx.plot(t, state["path_loss"], label="loss")
-    bx.plot(t, state["path_zero_one"], label="0-1 loss")
-    bx.set(xlabel="step", title="training curves")
-    bx.legend()
-    return axes
-
-
 def plane_explorer(alphas: Sequence[float], p1s: Sequence[float], lrs: Sequence[float], *, steps: int = 35,
-                   n: int = 60, live: bool = False, initial: Mapping | None = None, dpi: int = 80) -> widgets.VBox:
+                   resolution: int = 60, live: bool = False, initial: Mapping | None = None,
+                   dpi: int = 80) -> widgets.VBox:
     """Sliders over ``alpha``, ``p1`` and ``eta`` redrawing the plane and its GD trajectory.
 
-    ``live=False`` precomputes every state in one batched call (:func:`plane_states`) and works in
-    the static pages; ``live=True`` computes each state when a slider moves (needs a kernel).
+    The states come from :func:`damlib.train.plane_states` and are drawn by
+    :func:`damlib.plotting.gd.draw_plane`, the shading of the chapters' figures. ``live=False``
+    precomputes every state in one batched call and works in the static pages; ``live=True``
+    computes each state when a slider moves (needs a kernel).
     """
     def draw(alpha, p1, eta, states=None):
-        states = states or plane_states([alpha], [p1], [eta], steps=steps, n=n)
-        draw_plane(states[(alpha, p1, eta)], title=rf"$\alpha$={alpha:g}, $p_1$={p1:g}, $\eta$={eta:g}")
+        states = states or train.plane_states([alpha], [p1], [eta], steps=steps, resolution=resolution)
+        gd_plots.draw_plane(states[(alpha, p1, eta)], title=rf"$\alpha$={alpha:g}, $p_1$={p1:g}, $\eta$={eta:g}")
         return plt.gcf()
 
     grid = {"alpha": list(alphas), "p1": list(p1s), "eta": list(lrs)}
     if live:
         return live_explorer(draw, grid, initial=initial)
-    states = plane_states(alphas, p1s, lrs, steps=steps, n=n)
+    states = train.plane_states(alphas, p1s, lrs, steps=steps, resolution=resolution)
     return precomputed_explorer(lambda **kw: draw(**kw, states=states), grid, initial=initial, dpi=dpi)
 
 

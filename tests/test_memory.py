@@ -279,3 +279,24 @@ def test_plane_functions_reject_bad_shapes():
         am.plane_minimiser(torch.ones(2, 3), p, targets)
     with pytest.raises(ValueError, match="E must"):
         am.plane_best_zero_one(torch.ones(2, 3), p, targets)
+
+
+def test_smoothness_bounds_the_plane_hessian():
+    """lambda = (1/2) max eig E^T diag(p) E: the Hessian in g, sum_x p_x s(1 - s) e_x e_x^T, is
+    at most lambda / 2 (reached at g = 0), and a step on W moves g by twice the step, so GD on W
+    is stable below 2 / lambda."""
+    E = am.correlated_pair(torch.tensor([0.0, 0.95], dtype=torch.float64))          # (2, 2, 2)
+    p = torch.tensor([0.75, 0.25], dtype=torch.float64)
+    lam = am.smoothness(E, p)
+    assert lam.shape == (2,)
+    assert torch.allclose(lam[0], torch.tensor(0.375, dtype=torch.float64))        # p_max / 2
+    gen = torch.Generator().manual_seed(0)
+    for b in range(2):
+        for g in [torch.zeros(2, dtype=torch.float64), torch.randn(2, generator=gen, dtype=torch.float64)]:
+            _, H = am.plane_gradient_hessian(g, E[b], p, torch.arange(2))
+            top = float(torch.linalg.eigvalsh(H)[-1])
+            assert top <= float(lam[b]) / 2 + 1e-12
+            if not bool(g.any()):
+                assert abs(top - float(lam[b]) / 2) < 1e-12
+    with pytest.raises(ValueError, match="p"):
+        am.smoothness(E[0], torch.ones(3, dtype=torch.float64) / 3)

@@ -122,9 +122,9 @@ def test_plane_picture_matches_plane_descent():
     E = am.correlated_pair(0.95)
     p = torch.tensor([0.75, 0.25])
     targets = torch.arange(2)
-    out = train.plane_picture(E, p, targets, lr=torch.tensor([10.0, 1.0]), steps=12, n=9,
+    out = train.plane_picture(E, p, targets, lr=torch.tensor([10.0, 1.0]), steps=12, resolution=9,
                               g0_range=(-1, 8), g1_range=(-17, 10), fields=("loss", "zero_one", "sharpness"))
-    assert out["g"].shape == (9, 9, 2) and out["loss"].shape == (9, 9) and out["sharpness"].shape == (9, 9)
+    assert out["points"].shape == (9, 9, 2) and out["loss"].shape == (9, 9) and out["sharpness"].shape == (9, 9)
     assert out["path"].shape == (13, 2, 2) and out["path_loss"].shape == (13, 2)
     # GD on W restricted to the plane is GD on g with twice the step
     g = torch.zeros(2)
@@ -132,10 +132,32 @@ def test_plane_picture_matches_plane_descent():
         m = torch.stack([E[0] @ g, -(E[1] @ g)])
         g = g + 2 * 10.0 * (p[0] * torch.sigmoid(-m[0]) * E[0] - p[1] * torch.sigmoid(-m[1]) * E[1])
     torch.testing.assert_close(out["path"][-1, 0], g)
-    W = am.plane_to_matrix(out["g"])
+    W = am.plane_to_matrix(out["points"])
     torch.testing.assert_close(out["loss"], am.loss(W, E, torch.eye(2), p, targets))
     with pytest.raises(ValueError, match="E"):
         train.plane_picture(torch.ones(2, 3), p, targets, lr=1.0, steps=2)
+
+
+def test_plane_states_match_single_runs():
+    states = train.plane_states([0.5, 0.95], [0.75], [1.0, 10.0], steps=6, resolution=9)
+    assert len(states) == 4
+    E = am.correlated_pair(0.95)
+    p, targets = torch.tensor([0.75, 0.25], dtype=torch.float64), torch.arange(2)
+    state = states[(0.95, 0.75, 10.0)]
+    single = train.plane_picture(E, p, targets, lr=10.0, steps=6, resolution=2)
+    torch.testing.assert_close(torch.as_tensor(state["path"]), single["path"][:, 0], rtol=0, atol=1e-12)
+    loss = am.landscape(torch.as_tensor(state["points"]), E, p, targets)["loss"]
+    torch.testing.assert_close(torch.as_tensor(state["loss"]), loss, rtol=1e-12, atol=0)
+    # the window holds the whole trajectory
+    points = state["points"]
+    assert points[..., 0].min() <= state["path"][:, 0].min()
+    assert points[..., 1].max() >= state["path"][:, 1].max()
+    with pytest.raises(ValueError, match="alpha"):
+        train.plane_states([2.0], [0.5], [1.0])
+    with pytest.raises(ValueError, match="p1s"):
+        train.plane_states([0.5], [1.0], [1.0])
+    with pytest.raises(ValueError, match="lrs"):
+        train.plane_states([0.5], [0.5], [])
 
 
 def test_first_perfect_step_bad_input():

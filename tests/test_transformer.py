@@ -166,6 +166,16 @@ def test_forward_matches_the_reference(small):
     assert torch.allclose(at, expected[:, torch.arange(24)[:, None], queries], atol=1e-12, rtol=0)
 
 
+def test_forward_of_long_sequences_matches_the_reference(task):
+    """Sequences longer than the vocabulary (T > V) take the matmul path for the layer-1 scores."""
+    gen = damlib.generator(4)
+    seqs = tf.sample_sequences(task, 3, 70, generator=gen)
+    frozen = tf.init_frozen(65, 8, 70, generator=gen, dtype=F64)
+    params = tf.init_params(frozen, 2, generator=gen)
+    logits = tf.forward(frozen, params, seqs.tokens)
+    assert torch.allclose(logits, reference_logits(frozen, params, seqs.tokens), atol=1e-12, rtol=0)
+
+
 def test_forward_rejects_bad_input(small):
     seqs, frozen, params = small
     with pytest.raises(ValueError, match="tokens"):
@@ -251,19 +261,58 @@ def test_train_runs_are_independent(small):
     """A batch of learning rates gives, run by run, the runs made one at a time."""
     seqs, frozen, params = small
     lrs = torch.tensor([0.5, 2.0, 5.0], dtype=F64)
-    final, hist = tf.train(frozen, params, seqs, lr=lrs, steps=4, progress=False,
-                           record=lambda p: {"m": tf.output_margins(frozen, p["WO2"], torch.arange(3))})
-    assert hist["loss"].shape == (5, 3) and hist["m"].shape == (5, 3, 3)
+    run = tf.train(frozen, params, seqs, lr=lrs, steps=4, progress=False,
+                   record=("loss", "output_margins"))
+    assert run["loss"].shape == (5, 3) and run["output_margins"].shape == (5, 3, 65)
+    assert run.steps.tolist() == [0, 1, 2, 3, 4] and run.state.step == 4
+    margins = tf.output_margins(frozen, run.params["WO2"], torch.arange(3))
+    assert torch.allclose(run["output_margins"][-1, :, :3], margins, atol=1e-12)
     for r in range(3):
         one = {k: v[r:r + 1] for k, v in params.items()}
-        final_r, hist_r = tf.train(frozen, one, seqs, lr=float(lrs[r]), steps=4, progress=False, chunk=5)
-        assert torch.allclose(hist_r["loss"][:, 0], hist["loss"][:, r], atol=1e-12)
+        run_r = tf.train(frozen, one, seqs, lr=float(lrs[r]), steps=4, progress=False, chunk=5)
+        assert torch.allclose(run_r["loss"][:, 0], run["loss"][:, r], atol=1e-12)
         for k in tf.TRAINABLE:
-            assert torch.allclose(final_r[k][0], final[k][r], atol=1e-11)
-    assert hist["loss"][-1, 0] < hist["loss"][0, 0]  # the smallest step size descends
-    frozen_keys, _ = tf.train(frozen, params, seqs, lr=1.0, steps=2, trained=("WO2",), progress=False)
-    assert torch.equal(frozen_keys["WK1"], params["WK1"])
-    assert not torch.equal(frozen_keys["WO2"], params["WO2"])
+            assert torch.allclose(run_r.params[k][0], run.params[k][r], atol=1e-11)
+    assert run["loss"][-1, 0] < run["loss"][0, 0]  # the smallest step size descends
+    frozen_keys = tf.train(frozen, params, seqs, lr=1.0, steps=2, trained=("WO2",), progress=False)
+    assert torch.equal(frozen_keys.params["WK1"], params["WK1"])
+    assert not torch.equal(frozen_keys.params["WO2"], params["WO2"])
+
+
+def test_train_continues_from_its_state(small):
+    """Two runs of 2 and 3 steps, the second from the first's state, make one run of 5 steps."""
+    seqs, frozen, params = small
+    record = ("loss", "induction_margins", "previous_token_margins")
+    whole = tf.train(frozen, params, seqs, lr=2.0, steps=5, record=record, progress=False)
+    first = tf.train(frozen, params, seqs, lr=2.0, steps=2, record=record, progress=False)
+    second = tf.train(frozen, first.state, seqs, lr=2.0, steps=3, record=record, progress=False)
+    assert second.steps.tolist() == [2, 3, 4, 5] and second.state.step == 5
+    for name in record:
+        joined = torch.cat([first[name], second[name][1:]])
+        assert torch.allclose(joined, whole[name], atol=1e-12), name
+    assert whole["previous_token_margins"].shape == (6, 3, 19)
+    for k in tf.TRAINABLE:
+        assert torch.allclose(second.params[k], whole.params[k], atol=1e-12)
+    some = tf.train(frozen, params, seqs, lr=2.0, steps=5, at=[0, 5], progress=False)
+    assert some.steps.tolist() == [0, 5] and torch.allclose(some["loss"], whole["loss"][[0, 5]])
+
+
+def test_train_records_the_margins_of_chosen_tokens(task):
+    gen = damlib.generator(3)
+    seqs = tf.sample_sequences(task, 12, 20, generator=gen)
+    frozen = tf.init_frozen(65, 8, 20, generator=gen)
+    params = tf.init_params(frozen, 2, generator=gen)
+    ids = torch.tensor([task.vocab.index("e"), task.vocab.index("T")])
+    run = tf.train(frozen, params, seqs, lr=1.0, steps=2, record=tf.RECORDS, output_tokens=ids,
+                   induction_tokens=task.triggers, progress=False)
+    assert torch.equal(run["output_margins"][-1], tf.output_margins(frozen, run.params["WO2"], ids))
+    assert torch.equal(run["induction_margins"][-1],
+                       tf.induction_margins(frozen, run.params["WK2"], task.triggers))
+    positions = torch.arange(1, 20)
+    assert torch.equal(run["previous_token_margins"][-1],
+                       tf.previous_token_margins(frozen, run.params["WK1"], positions))
+    every = tf.train(frozen, params, seqs, lr=1.0, steps=2, record=("output_margins",), progress=False)
+    assert every["output_margins"].shape == (3, 2, 65)
 
 
 def test_train_rejects_bad_input_and_divergence(small):
@@ -274,6 +323,12 @@ def test_train_rejects_bad_input_and_divergence(small):
         tf.train(frozen, params, seqs, lr=-1.0, steps=2, progress=False)
     with pytest.raises(ValueError, match="steps"):
         tf.train(frozen, params, seqs, lr=1.0, steps=0, progress=False)
+    with pytest.raises(ValueError, match="record"):
+        tf.train(frozen, params, seqs, lr=1.0, steps=1, record=("margins",), progress=False)
+    with pytest.raises(ValueError, match="at"):
+        tf.train(frozen, params, seqs, lr=1.0, steps=1, at=[2], progress=False)
+    with pytest.raises(ValueError, match="start.step"):
+        tf.train(frozen, tf.State(params, -1), seqs, lr=1.0, steps=1, progress=False)
     # the gradient is bounded (softmax residuals), so only an overflow makes a run diverge:
     # in float32 a step of 1e38 sends the matrices past the largest float
     f32 = tf.init_frozen(65, 8, 20, generator=damlib.generator(2))
@@ -286,6 +341,9 @@ def test_train_rejects_bad_input_and_divergence(small):
     with pytest.raises(DivergenceError) as err:
         tf.train(frozen, bad, seqs, lr=1.0, steps=3, progress=False)
     assert err.value.step == 0
+    with pytest.raises(DivergenceError) as err:  # the step counts on from the state
+        tf.train(frozen, tf.State(bad, 7), seqs, lr=1.0, steps=3, progress=False)
+    assert err.value.step == 7
 
 
 # --- margins ----------------------------------------------------------------------------------

@@ -4,8 +4,7 @@ import pytest
 import torch
 from ipywidgets import Image, SelectionSlider, Stack
 
-from damlib import memory as am
-from damlib import train, widgets
+from damlib import widgets
 
 
 def _draw(a, b):
@@ -52,39 +51,12 @@ def test_bad_grid(grid):
         widgets.precomputed_explorer(_draw, grid)
 
 
-def test_plane_states_match_single_runs():
-    states = widgets.plane_states([0.5, 0.95], [0.75], [1.0, 10.0], steps=6, n=9)
-    assert len(states) == 4
-    E = am.correlated_pair(0.95)
-    p, targets = torch.tensor([0.75, 0.25], dtype=torch.float64), torch.arange(2)
-    state = states[(0.95, 0.75, 10.0)]
-    single = train.plane_picture(E, p, targets, lr=10.0, steps=6, n=2)
-    np.testing.assert_allclose(state["path"], single["path"][:, 0].numpy(), rtol=0, atol=1e-12)
-    loss = am.landscape(torch.as_tensor(state["g"]), E, p, targets)["loss"]
-    np.testing.assert_allclose(state["loss"], loss.numpy(), rtol=1e-12)
-    # the window holds the whole trajectory
-    g = state["g"]
-    assert g[..., 0].min() <= state["path"][:, 0].min() and g[..., 1].max() >= state["path"][:, 1].max()
-    ax, bx = widgets.draw_plane(state)
-    assert len(bx.lines) == 2 and len(bx.lines[0].get_xdata()) == 7
-    plt.close("all")
-
-
 def test_plane_explorer_static_and_live():
-    box = widgets.plane_explorer([0.5], [0.6, 0.75], [1.0], steps=3, n=6)
+    box = widgets.plane_explorer([0.5], [0.6, 0.75], [1.0], steps=3, resolution=6)
     assert [w.description for w in box.children[:3]] == ["alpha", "p1", "eta"]
-    live = widgets.plane_explorer([0.5], [0.6, 0.75], [1.0], steps=3, n=6, live=True)
+    live = widgets.plane_explorer([0.5], [0.6, 0.75], [1.0], steps=3, resolution=6, live=True)
     live.children[1].index = 1
     plt.close("all")
-
-
-def test_plane_bad_input():
-    with pytest.raises(ValueError, match="alpha"):
-        widgets.plane_states([2.0], [0.5], [1.0])
-    with pytest.raises(ValueError, match="p1s"):
-        widgets.plane_states([0.5], [0.0], [1.0])
-    with pytest.raises(ValueError, match="lrs"):
-        widgets.plane_states([0.5], [0.5], [])
 
 
 def _tiny_digits(n=60, side=4):
