@@ -57,6 +57,23 @@ def _batch_shape(W0, E, U, p, lr) -> torch.Size:
         raise ValueError(f"the batch axes of W0, E, U, p and lr do not broadcast: {err}") from None
 
 
+def check_record(record, names: tuple[str, ...]) -> None:
+    """Check that ``record`` is a collection of names among ``names`` (the trainers' convention)."""
+    unknown = set(record) - set(names)
+    if unknown or isinstance(record, str):
+        raise ValueError(f"record must be a collection of names among {names}, got {record!r}")
+
+
+def recorded_steps(at, steps: int) -> torch.Tensor:
+    """The sorted step indices ``(S,)`` to record: ``at`` (in ``0..steps``) or, if ``None``, all."""
+    if at is None:
+        return torch.arange(steps + 1)
+    at = torch.as_tensor(at, dtype=torch.long).flatten().unique(sorted=True)
+    if at.numel() == 0 or int(at[0]) < 0 or int(at[-1]) > steps:
+        raise ValueError(f"at must hold step indices in [0, steps={steps}], got {at.tolist()[:8]}")
+    return at
+
+
 def _check_sweep(W0, E, U, p, targets, lr, steps, record, at, batch_size):
     am.check_problem(E, U, p, targets)
     checks.shape("W0", W0, (E.shape[-1], U.shape[-1]))
@@ -64,15 +81,8 @@ def _check_sweep(W0, E, U, p, targets, lr, steps, record, at, batch_size):
     if not bool(torch.isfinite(lr).all()) or bool((lr < 0).any()):
         raise ValueError(f"lr must be finite and non-negative, got {lr.flatten()[:6].tolist()}")
     checks.positive_int("steps", steps)
-    unknown = set(record) - set(RECORDS)
-    if unknown or isinstance(record, str):
-        raise ValueError(f"record must be a collection of names among {RECORDS}, got {record!r}")
-    if at is None:
-        at = torch.arange(steps + 1)
-    else:
-        at = torch.as_tensor(at, dtype=torch.long).flatten().unique(sorted=True)
-        if at.numel() == 0 or int(at[0]) < 0 or int(at[-1]) > steps:
-            raise ValueError(f"at must hold step indices in [0, steps={steps}], got {at.tolist()[:8]}")
+    check_record(record, RECORDS)
+    at = recorded_steps(at, steps)
     if batch_size is not None:
         checks.positive_int("batch_size", batch_size)
     return lr, at

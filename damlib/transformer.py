@@ -43,6 +43,7 @@ from . import checks
 from .data import CharTable, load_shakespeare_table
 from .memory import margins as _row_margins
 from .progress import bar
+from .train import check_record, recorded_steps
 
 TRAINABLE = ("WK1", "WK2", "WO2")
 
@@ -424,9 +425,7 @@ class Run:
 
 
 def _recorder(frozen: Frozen, record, output_tokens, induction_tokens):
-    unknown = set(record) - set(RECORDS)
-    if unknown or isinstance(record, str):
-        raise ValueError(f"record must be a collection of names among {RECORDS}, got {record!r}")
+    check_record(record, RECORDS)
     dev = frozen.E.device
     every = torch.arange(frozen.E.shape[0], device=dev)
     outputs = every if output_tokens is None else output_tokens
@@ -513,12 +512,7 @@ def train(
         raise ValueError(f"start.step must be a non-negative int, got {state.step!r}")
     lr = _check_lr(lr, runs, state.params["WO2"])
     measures = _recorder(frozen, record, output_tokens, induction_tokens)
-    if at is None:
-        at = torch.arange(steps + 1)
-    else:
-        at = torch.as_tensor(at, dtype=torch.long).flatten().unique(sorted=True)
-        if at.numel() == 0 or int(at[0]) < 0 or int(at[-1]) > steps:
-            raise ValueError(f"at must hold step indices in [0, steps={steps}], got {at.tolist()[:8]}")
+    at = recorded_steps(at, steps)
     wanted = torch.zeros(steps + 1, dtype=torch.bool)
     wanted[at] = True
     params = {n: p.detach().clone() for n, p in state.params.items()}
