@@ -40,11 +40,11 @@ def main() -> None:
         return start, x, y
 
     def batched(start, x, y):
-        return lambda: dam.train(start, x, y, steps=args.steps, lr=0.02)
+        return lambda: dam.train(start, x, y, steps=args.steps, lr=0.02).model
 
     def looped(start, x, y):
         return lambda: torch.stack([
-            dam.train(dam.DAM(start.w[b], start.logits[b], start.beta[b]), x, y, steps=args.steps, lr=0.02).w
+            dam.train(dam.DAM(start.w[b], start.logits[b], start.beta[b]), x, y, steps=args.steps, lr=0.02).model.w
             for b in tqdm(range(args.betas), desc="looped")])
 
     problem_here = problem(device)

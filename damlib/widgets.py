@@ -36,9 +36,8 @@ from IPython.display import display
 
 from . import dam, train
 from . import denseam as dm
-from .config import generator
-from .plotting import COLORS, to_numpy
 from .plotting import gd as gd_plots
+from .plotting.dam import draw_saddle
 from .plotting.hpt import draw_transfer
 
 
@@ -163,94 +162,31 @@ def plane_explorer(alphas: Sequence[float], p1s: Sequence[float], lrs: Sequence[
 # --- dam: copied memories become saddles above a threshold in beta -------------------------------
 
 
-def saddle_models(x: torch.Tensor, y: torch.Tensor, betas: Sequence[float], *, n_memories: int = 10,
-                  steps: int, lr: float, seed: int = 0) -> dam.DAM:
-    """One von Mises-Fisher model per ``beta``, all trained together (batch ``(len(betas),)``).
-
-    ``x (n, N)`` unit-norm digits, ``y (n,)`` their classes (10); memories start at training digits.
-    """
-    if len(betas) == 0:
-        raise ValueError("betas must hold at least one value")
-    beta = torch.as_tensor(list(betas), dtype=x.dtype, device=x.device)
-    start = dam.init_from_data(x, y, n_memories, 10, beta, generator=generator(seed), batch=(len(betas),))
-    return dam.train(start, x, y, steps=steps, lr=lr)
-
-
-def saddle_states(models: dam.DAM, x: torch.Tensor, y: torch.Tensor) -> list[dict[str, np.ndarray | float]]:
-    """The splitting picture of every model of a batch over ``beta`` (``models.beta`` of shape ``(B,)``).
-
-    Per model: ``beta``; ``lam (P,)``, the smallest Hessian eigenvalue of the copied point along the
-    splitting direction of each memory, ``(delta, -delta) / sqrt(2)`` (negative: a saddle); ``labels
-    (P,)``, each memory's class; ``worst``, the memory with the lowest ``lam``; ``w (N,)`` that memory and
-    ``u (N,)`` its unit splitting direction. One batched eigen-decomposition for the whole batch.
-    """
-    if models.beta.dim() != 1:
-        raise ValueError(f"models must be a batch over beta of shape (B,), got beta of shape "
-                         f"{tuple(models.beta.shape)}")
-    vals, vecs = dam.splitting_eigen(models, x, y)                          # (B, P), (B, P, N)
-    lam = vals / 2
-    states = []
-    for b, worst in enumerate(lam.argmin(-1).tolist()):
-        states.append({"beta": float(models.beta[b]), "lam": to_numpy(lam[b]),
-                       "labels": to_numpy(models.logits[b].argmax(-1)), "worst": worst,
-                       "w": to_numpy(models.w[b, worst]), "u": to_numpy(vecs[b, worst])})
-    return states
-
-
-def draw_saddle(state: Mapping, *, eps: float = 1.0, ylim=None):
-    """One state of :func:`saddle_states`: each memory's splitting eigenvalue (bars, left), then the worst
-    memory, its splitting direction and the two copies ``normalise(w +- eps u)`` it splits into."""
-    fig = plt.figure(figsize=(9.0, 2.6))
-    grid = fig.add_gridspec(1, 5, width_ratios=[2.2, 1, 1, 1, 1])
-    ax = fig.add_subplot(grid[0])
-    lam = np.asarray(state["lam"])
-    colors = [COLORS[1] if v < 0 else COLORS[0] for v in lam]
-    ax.bar(np.arange(len(lam)), lam, color=colors)
-    ax.axhline(0, color="0.3", lw=0.8)
-    ax.set_yscale("symlog", linthresh=1e-3)
-    if ylim is not None:
-        ax.set_ylim(ylim)
-    ax.set_xticks(np.arange(len(lam)), [str(int(c)) for c in state["labels"]])
-    kind = "saddle" if lam.min() < 0 else "minimum"
-    ax.set(xlabel="memory (its class)", ylabel="splitting eigenvalue",
-           title=rf"$\beta$ = {state['beta']:.2f}: {kind}")
-    w, u = np.asarray(state["w"]), np.asarray(state["u"])
-    side = int(round(len(w) ** 0.5))
-    plus, minus = w + eps * u, w - eps * u
-    images = [(w, "worst memory", "gray_r"), (u, "splitting direction", "RdBu_r"),
-              (plus / np.linalg.norm(plus), "copy +", "gray_r"), (minus / np.linalg.norm(minus), "copy -", "gray_r")]
-    for k, (img, title, cmap) in enumerate(images):
-        bx = fig.add_subplot(grid[k + 1])
-        lim = np.abs(img).max()
-        bx.imshow(img.reshape(side, side), cmap=cmap, vmin=-lim if cmap == "RdBu_r" else None,
-                  vmax=lim if cmap == "RdBu_r" else None)
-        bx.set_title(title, fontsize=8)
-        bx.axis("off")
-    return fig
-
-
 def saddle_explorer(x: torch.Tensor, y: torch.Tensor, betas: Sequence[float], *, n_memories: int = 10,
                     steps: int, lr: float, seed: int = 0, models: dam.DAM | None = None, live: bool = False,
                     initial: Mapping | None = None, dpi: int = 80) -> widgets.VBox:
     """A slider over ``beta`` showing which copied memories are saddles and how the worst one splits.
+
+    The computation is :func:`damlib.dam.models_over_beta` and :func:`damlib.dam.saddle_states`, the
+    drawing :func:`damlib.plotting.dam.draw_saddle`.
 
     ``live=False`` trains every ``beta`` as one batch (or reuses ``models``, a batch already trained
     over ``betas``) and stores every frame in the page; ``live=True`` trains the chosen ``beta`` when
     the slider moves (needs a kernel).
     """
     def state_at(beta):
-        return saddle_states(saddle_models(x, y, [beta], n_memories=n_memories, steps=steps, lr=lr, seed=seed),
-                             x, y)[0]
+        return dam.saddle_states(dam.models_over_beta(x, y, [beta], n_memories=n_memories, steps=steps, lr=lr,
+                                                      seed=seed), x, y)[0]
 
     grid = {"beta": [round(float(b), 2) for b in betas]}
     if live:
         return live_explorer(lambda beta: draw_saddle(state_at(beta)), grid, initial=initial)
     if models is None:
-        models = saddle_models(x, y, betas, n_memories=n_memories, steps=steps, lr=lr, seed=seed)
+        models = dam.models_over_beta(x, y, betas, n_memories=n_memories, steps=steps, lr=lr, seed=seed)
     elif tuple(models.beta.shape) != (len(betas),):
         raise ValueError(f"models must be a batch over the {len(betas)} betas, got beta of shape "
                          f"{tuple(models.beta.shape)}")
-    states = dict(zip(grid["beta"], saddle_states(models, x, y)))
+    states = dict(zip(grid["beta"], dam.saddle_states(models, x, y)))
     lam = np.concatenate([s["lam"] for s in states.values()])
     span = np.abs(lam).max() * 1.5
     ylim = (-span if lam.min() < 0 else -1e-3, span)

@@ -176,13 +176,13 @@ def test_train_lowers_the_loss_and_keeps_memories_on_the_sphere():
     model = _model(6, 6, 3, batch=(3,))
     trained = dam.train(
         model, x, y, steps=60, lr=0.05, batch_size=20, generator=torch.Generator().manual_seed(0)
-    )
+    ).model
     assert bool((dam.loss(trained, x, y) < dam.loss(model, x, y)).all())
     torch.testing.assert_close(trained.w.norm(dim=-1), torch.ones(3, 6, dtype=F64))
     assert bool(torch.isneginf(trained.logits).eq(torch.isneginf(model.logits)).all())  # purity kept
-    hist = dam.History([], [], [], [])
-    dam.train(model, x, y, steps=10, lr=0.05, eval_every=5, eval_data=(x, y), history=hist)
+    hist = dam.train(model, x, y, steps=10, lr=0.05, eval_every=5, eval_data=(x, y))
     assert hist.step == [5, 10] and hist.accuracy[0].shape == (3,)
+    assert hist.state.step == 10 and hist.state.work == 10 * 6 * 60 and hist.state.history is hist
     with pytest.raises(ValueError, match="generator"):
         dam.train(model, x, y, steps=5, lr=0.1, batch_size=5)
     with pytest.raises(ValueError, match="lr"):
@@ -192,6 +192,54 @@ def test_train_lowers_the_loss_and_keeps_memories_on_the_sphere():
     bad = dam.DAM(model.w, model.logits.clone().fill_(float("nan")), model.beta)
     with pytest.raises(DivergenceError):
         dam.train(bad, x, y, steps=3, lr=0.1)
+
+
+def test_train_is_riemannian_adam():
+    x, y = _sphere_data(40, 6, 3)
+    model = _model(4, 6, 3, purity=0.7, batch=(2,))
+    w, a = model.w.clone(), model.logits.clone()
+    b1, b2, eps, lr = 0.9, 0.999, 1e-8, 0.05
+    mw, vw, ma, va = (torch.zeros_like(w), torch.zeros_like(w), torch.zeros_like(a), torch.zeros_like(a))
+    for t in range(1, 16):
+        gw, ga = dam.gradient(dam.DAM(w, a, model.beta), x, y)
+        mw, vw = b1 * mw + (1 - b1) * gw, b2 * vw + (1 - b2) * gw**2
+        ma, va = b1 * ma + (1 - b1) * ga, b2 * va + (1 - b2) * ga**2
+        c1, c2 = 1 - b1**t, 1 - b2**t
+        w = dam._normalise(w - lr * dam.project(w, (mw / c1) / ((vw / c2).sqrt() + eps)))
+        a = a - lr * (ma / c1) / ((va / c2).sqrt() + eps)
+    got = dam.train(model, x, y, steps=15, lr=lr).model
+    torch.testing.assert_close(got.w, w, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(got.logits, a, rtol=1e-12, atol=1e-14)
+
+
+def test_train_resumes_from_its_state():
+    x, y = _sphere_data(60, 6, 3)
+    model = _model(6, 6, 3)
+    first = dam.train(model, x, y, steps=10, lr=0.05, eval_every=5, eval_data=(x, y))
+    more = dam.train(first.model, x, y, steps=10, lr=0.05, eval_every=5, eval_data=(x, y), resume=first.state)
+    assert more.step == [5, 10, 15, 20] and more.work == [5 * 6 * 60 * k for k in (1, 2, 3, 4)]
+    assert more.loss[:2] == first.loss and more.seconds[:2] == first.seconds
+    assert more.seconds[2] >= first.state.seconds and more.state.step == 20
+    # the moments restart: a resumed run is not the 20-step run
+    whole = dam.train(model, x, y, steps=20, lr=0.05)
+    assert not torch.allclose(whole.model.w, more.model.w)
+
+
+def test_single_model_functions_refuse_a_batch():
+    x, y = _sphere_data(20, 5, 2)
+    batch = _model(2, 5, 2, batch=(2,))
+    calls = {
+        "polish": lambda: dam.polish(batch, x, y),
+        "newton_polish": lambda: dam.newton_polish(batch, x, y),
+        "tangent_hessian": lambda: dam.tangent_hessian(batch, x, y),
+        "saddle_point_iteration": lambda: dam.saddle_point_iteration(batch, x, y),
+        "grow_by_splitting": lambda: dam.grow_by_splitting(
+            batch, x, y, p_max=4, stage_steps=2, total_steps=4, lr=0.1, eps=0.1,
+            generator=torch.Generator(), eval_every=2, eval_data=(x, y)),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ValueError, match=f"{name} takes a single model"):
+            call()
 
 
 def test_polish_reaches_round_off():
@@ -286,17 +334,16 @@ def test_splitting_lowers_the_loss_at_second_order():
 def test_grow_by_splitting_doubles_to_p_max_and_counts_its_work():
     x, y = _sphere_data(60, 5, 2, seed=5)
     gen = torch.Generator().manual_seed(0)
-    model, hist, splits = dam.grow_by_splitting(
+    hist = dam.grow_by_splitting(
         _model(2, 5, 2), x, y, p_max=7, stage_steps=4, total_steps=20, lr=0.05, eps=0.05, batch_size=10,
         split_batch=30, split_iters=3, generator=gen, eval_every=2, eval_data=(x, y))
-    assert model.n_memories == 7 and splits == [4, 8]           # P: 2 -> 4 -> 7 (topped up)
+    assert hist.model.n_memories == 7 and hist.splits == [4, 8]  # P: 2 -> 4 -> 7 (topped up)
     assert hist.step == list(range(2, 21, 2))
     assert all(b >= a for a, b in zip(hist.seconds, hist.seconds[1:]))
     # work: 4 steps at each of P = 2, 4, then 12 at P = 7, on 10 digits; splits: 3 passes over 30 digits
     assert hist.work[-1] == 10 * (4 * 2 + 4 * 4 + 12 * 7) + 3 * 30 * (2 + 4)
-    scratch = dam.History()
-    dam.train(_model(7, 5, 2), x, y, steps=20, lr=0.05, batch_size=10, generator=gen, eval_every=5,
-              eval_data=(x, y), history=scratch)
+    scratch = dam.train(_model(7, 5, 2), x, y, steps=20, lr=0.05, batch_size=10, generator=gen, eval_every=5,
+                        eval_data=(x, y))
     assert scratch.work == [5 * 7 * 10 * k for k in (1, 2, 3, 4)]
     reach = dam.time_to_reach(scratch, float(scratch.accuracy[1]), measure="work")
     assert reach <= scratch.work[1]

@@ -5,6 +5,7 @@ import torch
 from ipywidgets import Image, SelectionSlider, Stack
 
 from damlib import widgets
+from damlib.plotting.dam import draw_saddle
 
 
 def _draw(a, b):
@@ -69,15 +70,15 @@ def test_saddle_states_match_the_splitting_eigenvalues():
     from damlib import dam
 
     x, y = _tiny_digits()
-    models = widgets.saddle_models(x, y, [1.0, 8.0], steps=20, lr=0.05)
-    states = widgets.saddle_states(models, x, y)
+    models = dam.models_over_beta(x, y, [1.0, 8.0], steps=20, lr=0.05)
+    states = dam.saddle_states(models, x, y)
     vals, _ = dam.splitting_eigen(models, x, y, vectors=False)
     for b, state in enumerate(states):
         np.testing.assert_allclose(state["lam"], vals[b].numpy() / 2, rtol=1e-10)
         assert state["worst"] == int(vals[b].argmin())
         # the direction is a unit tangent vector at the worst memory
         assert abs(np.linalg.norm(state["u"]) - 1) < 1e-10 and abs(state["u"] @ state["w"]) < 1e-10
-    fig = widgets.draw_saddle(states[-1])
+    fig = draw_saddle(states[-1])
     assert len(fig.axes) == 5
     plt.close("all")
     box = widgets.saddle_explorer(x, y, [1.0, 8.0], steps=20, lr=0.05, models=models)
@@ -85,7 +86,7 @@ def test_saddle_states_match_the_splitting_eigenvalues():
     with pytest.raises(ValueError, match="models"):
         widgets.saddle_explorer(x, y, [1.0, 2.0, 8.0], steps=20, lr=0.05, models=models)
     with pytest.raises(ValueError, match="betas"):
-        widgets.saddle_models(x, y, [], steps=1, lr=0.1)
+        dam.models_over_beta(x, y, [], steps=1, lr=0.1)
 
 
 def test_transfer_explorer_static_and_live():

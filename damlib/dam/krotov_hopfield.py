@@ -1,0 +1,85 @@
+"""The Krotov-Hopfield (2016) dense associative memory, for comparison with the vMF model."""
+
+from __future__ import annotations
+
+import torch
+
+from .. import checks
+
+
+def kh_outputs(memories: torch.Tensor, v: torch.Tensor, *, power: int, temperature: float) -> torch.Tensor:
+    """Class outputs ``c_alpha in (-1, 1)`` of the Krotov-Hopfield classifier, shape ``(n, C)``.
+
+    ``memories (K, N + C)`` hold pixel and label parts; ``v (n, N)`` pixels in ``[-1, 1]``. With all
+    label units at ``-1`` but ``alpha`` (``+-1``),
+    ``c_alpha = tanh(sum_mu F(xi_alpha + s) - F(-xi_alpha + s))``
+    with ``s = xi_pix . v - sum_{gamma != alpha} xi_gamma``, ``F(z) = max(z, 0)^power / temperature^power``.
+    """
+    checks.positive_int("power", power)
+    checks.positive("temperature", temperature)
+    checks.shape("v", v, (None,))
+    n_pix = v.shape[-1]
+    if memories.dim() != 2 or memories.shape[-1] <= n_pix:
+        raise ValueError(f"memories must have shape (K, {n_pix} + C), got {tuple(memories.shape)}")
+    pix, lab = memories[:, :n_pix], memories[:, n_pix:]  # (K, N), (K, C)
+    s = (v @ pix.T).unsqueeze(-1) - (lab.sum(-1, keepdim=True) - lab).unsqueeze(0)  # (n, K, C)
+    on = torch.relu((s + lab) / temperature) ** power
+    off = torch.relu((s - lab) / temperature) ** power
+    return torch.tanh((on - off).sum(-2))
+
+
+def train_kh(
+    v: torch.Tensor,
+    y: torch.Tensor,
+    n_classes: int,
+    *,
+    n_memories: int,
+    power: int,
+    temperature: float,
+    loss_power: int = 2,
+    steps: int,
+    lr: float,
+    batch_size: int,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Train Krotov-Hopfield memories (Adam, loss ``sum (c - t)^{2 m}``, memories clipped to [-1, 1]).
+
+    Targets ``t`` are ``+1`` for the right class and ``-1`` otherwise. Returns memories ``(K, N + C)``.
+    """
+    for name, value in (
+        ("n_memories", n_memories),
+        ("steps", steps),
+        ("batch_size", batch_size),
+        ("loss_power", loss_power),
+    ):
+        checks.positive_int(name, value)
+    checks.positive("lr", lr)
+    xi = (
+        (
+            0.3
+            * torch.randn(
+                n_memories,
+                v.shape[-1] + n_classes,
+                generator=generator,
+                dtype=v.dtype,
+                device=generator.device,
+            )
+            - 0.1
+        )
+        .to(v.device)
+        .clamp(-1, 1)
+        .requires_grad_(True)
+    )
+    opt = torch.optim.Adam([xi], lr=lr)
+    tgt = 2 * torch.nn.functional.one_hot(y, n_classes).to(v.dtype) - 1
+    for step in range(1, steps + 1):
+        idx = torch.randint(len(v), (batch_size,), generator=generator, device=generator.device).to(v.device)
+        out = kh_outputs(xi, v[idx], power=power, temperature=temperature)
+        value = ((out - tgt[idx]) ** (2 * loss_power)).sum(-1).mean()
+        opt.zero_grad()
+        value.backward()
+        opt.step()
+        with torch.no_grad():
+            xi.clamp_(-1, 1)
+        checks.finite(step, xi.detach(), "Krotov-Hopfield memories")
+    return xi.detach()

@@ -1,0 +1,259 @@
+"""Copying and splitting memories, the splitting matrices, and growth by splitting.
+
+Copying memory ``mu`` with half its class weights on each copy leaves ``P(x, y)`` unchanged and
+halves the gradient of both copies, so a stationary point stays stationary (:func:`copy_memories`).
+Moving the two copies apart, ``w +- delta``, changes the loss at second order by
+``delta^T S_mu delta / 2`` with the splitting matrix (:func:`splitting_matrix`)
+
+    S_mu = beta^2 sum_x c_{x mu} x x^T - beta (sum_x c_{x mu} w^mu . x) I   (on the tangent space),
+
+so the copied point is a saddle as soon as some ``S_mu`` has a negative eigenvalue.
+:func:`grow_by_splitting` uses it to grow a model (splitting steepest descent, Wu et al. 2019).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import replace
+
+import torch
+
+from .. import checks
+from .model import DAM, _normalise, check_single, project, residuals
+from .optimise import History, train
+
+LOG2 = math.log(2.0)
+
+
+def _check_index(model: DAM, index) -> torch.Tensor:
+    idx = torch.as_tensor(index, dtype=torch.long, device=model.w.device).flatten()
+    if idx.numel() == 0:
+        raise ValueError("index must name at least one memory")
+    if bool((idx < 0).any()) or bool((idx >= model.n_memories).any()):
+        raise ValueError(f"index must hold memories in [0, {model.n_memories}), got {idx.tolist()}")
+    if len(set(idx.tolist())) != idx.numel():
+        raise ValueError(f"index must not repeat a memory, got {idx.tolist()}")
+    return idx
+
+
+def copy_memories(model: DAM, index) -> DAM:
+    """Append a copy of the memories ``index`` (a list over the ``P`` axis); each copy and its original
+    carry half the original class weights (logits minus ``log 2``). ``P(x, y)`` is unchanged."""
+    return split_memories(
+        model,
+        index,
+        torch.zeros_like(model.w[..., :1, :]).expand(
+            *model.w.shape[:-2], len(_check_index(model, index)), model.w.shape[-1]
+        ),
+        eps=0.0,
+    )
+
+
+def split_memories(model: DAM, index, directions: torch.Tensor, *, eps: float) -> DAM:
+    """Split each memory ``index[k]`` into ``normalise(w +- eps u_k)`` with ``u = directions[..., k, :]``.
+
+    The ``+`` copy replaces the memory, the ``-`` copy is appended; both carry half the class weights.
+    ``directions`` has shape ``(..., len(index), N)`` (projected on the tangent space and normalised here).
+    """
+    idx = _check_index(model, index)
+    checks.positive("eps", eps, allow_zero=True)
+    checks.shape("directions", directions, (len(idx), model.w.shape[-1]))
+    w_sel = model.w[..., idx, :]
+    u = project(w_sel, directions.to(model.w))
+    norm = u.norm(dim=-1, keepdim=True)
+    if eps > 0 and bool((norm <= 1e-12 * directions.norm(dim=-1, keepdim=True).to(norm)).any()):
+        raise ValueError("directions has a row with no tangent component")
+    u = torch.where(norm > 0, u / norm.clamp_min(1e-300), u)
+    w = model.w.clone()
+    w[..., idx, :] = _normalise(w_sel + eps * u)
+    a = model.logits.clone()
+    a[..., idx, :] -= LOG2
+    w = torch.cat([w, _normalise(w_sel - eps * u)], dim=-2)
+    a = torch.cat([a, a[..., idx, :]], dim=-2)
+    return DAM(w, a, model.beta)
+
+
+def splitting_matrix(model: DAM, x: torch.Tensor, y: torch.Tensor, *, smoothing: float = 0.1) -> torch.Tensor:
+    """The splitting matrices ``S_mu`` of shape ``(..., P, N, N)``, restricted to each tangent space.
+
+    ``S_mu = P_mu (beta^2 X^T diag(c_mu) X - lambda_mu I) P_mu``, ``lambda_mu = beta sum_x c_{x mu} w^mu . x``
+    and ``P_mu`` the tangent projector; the normal direction ``w^mu`` is an eigenvector with eigenvalue 0.
+    After copying memory ``mu`` (each copy with half its class weights), the Hessian of the larger model
+    in the direction ``(delta, -delta) / sqrt(2)`` has Rayleigh quotient
+    ``delta^T S_mu delta / (2 |delta|^2)``.
+    Costs ``n N^2`` per memory: use :func:`splitting_directions` for many memories.
+    """
+    c = residuals(model, x, y, smoothing=smoothing)  # (..., n, P)
+    beta = model.beta[..., None, None, None]
+    h = torch.einsum("...pd,nd->...np", model.w, x)
+    lam = (c * h).sum(-2)[..., None, None] * model.beta[..., None, None, None]
+    S = beta**2 * torch.einsum("...np,ni,nj->...pij", c, x, x)
+    eye = torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
+    S = S - lam * eye
+    proj = eye - model.w.unsqueeze(-1) * model.w.unsqueeze(-2)
+    return proj @ S @ proj
+
+
+def splitting_eigen(
+    model: DAM, x: torch.Tensor, y: torch.Tensor, *, smoothing: float = 0.1, vectors: bool = True
+):
+    """Smallest tangent eigenvalue of each ``S_mu`` and its eigenvector: ``((..., P), (..., P, N))``.
+
+    The normal direction (eigenvalue 0 of the projected matrix) is moved out of the way first. With
+    ``vectors=False`` only the eigenvalues are computed (faster) and the second item is ``None``.
+    """
+    S = splitting_matrix(model, x, y, smoothing=smoothing)
+    shift = S.abs().sum(-1).amax(-1)[..., None, None] + 1.0  # beyond the spectrum
+    S = S + shift * model.w.unsqueeze(-1) * model.w.unsqueeze(-2)
+    if not vectors:
+        return torch.linalg.eigvalsh(S)[..., 0], None
+    vals, vecs = torch.linalg.eigh(S)
+    return vals[..., 0], vecs[..., :, 0]
+
+
+def splitting_apply(model: DAM, c: torch.Tensor, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``S_mu v_mu`` for tangent vectors ``v (..., P, N)``, given the residuals ``c (..., n, P)``."""
+    beta = model.beta[..., None, None]
+    h = torch.einsum("...pd,nd->...np", model.w, x)
+    lam = beta * (c * h).sum(-2).unsqueeze(-1)
+    proj_v = torch.einsum("...np,nd->...pd", c * torch.einsum("...pd,nd->...np", v, x), x)
+    return project(model.w, beta**2 * proj_v - lam * v)
+
+
+def splitting_directions(
+    model: DAM,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    smoothing: float = 0.1,
+    iters: int = 100,
+    generator: torch.Generator | None = None,
+):
+    """Most negative curvature direction of every ``S_mu`` by shifted power iteration (matrix-free).
+
+    Returns ``(eigenvalue estimates (..., P), directions (..., P, N))``. Costs ``O(iters n P N)``
+    instead of the ``O(n P N^2)`` of forming the matrices; the estimate is a Rayleigh quotient, so
+    it bounds the smallest eigenvalue from above.
+    """
+    checks.positive_int("iters", iters)
+    c = residuals(model, x, y, smoothing=smoothing)
+    beta = model.beta[..., None]
+    # upper bound of |S|: beta^2 sum |c| |x|^2 + |lambda|
+    h = torch.einsum("...pd,nd->...np", model.w, x)
+    bound = beta**2 * c.abs().sum(-2) + (beta * (c * h).sum(-2)).abs()
+    v = torch.randn(
+        model.w.shape,
+        generator=generator,
+        dtype=model.w.dtype,
+        device=generator.device if generator is not None else model.w.device,
+    ).to(model.w.device)
+    v = _normalise(project(model.w, v))
+    for _ in range(iters):
+        v = bound.unsqueeze(-1) * v - splitting_apply(model, c, x, v)
+        v = _normalise(project(model.w, v))
+    val = (v * splitting_apply(model, c, x, v)).sum(-1)
+    return val, v
+
+
+def grow_by_splitting(
+    model: DAM,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    p_max: int,
+    stage_steps: int,
+    total_steps: int,
+    lr: float,
+    eps: float,
+    batch_size: int | None = None,
+    split_batch: int | None = None,
+    split_iters: int = 30,
+    smoothing: float = 0.1,
+    generator: torch.Generator,
+    eval_every: int,
+    eval_data,
+    progress: bool | None = None,
+) -> History:
+    """Splitting steepest descent (Wu et al. 2019) for one model: train, split, retrain, up to ``p_max``.
+
+    Train ``stage_steps``; then split the ``min(P, p_max - P)`` memories of most negative splitting
+    eigenvalue (:func:`splitting_directions` on ``split_batch`` digits) along their eigenvectors by
+    ``eps``, and train again (:func:`~damlib.dam.train` resumed from the previous stage's state, Adam's
+    moments restarted); once ``P = p_max``, train until ``total_steps`` steps in all.
+
+    Parameters
+    ----------
+    model : DAM
+        The starting model, a single one (``w`` of shape ``(P0, N)``).
+    x, y : torch.Tensor
+        Training digits ``(n, N)`` and classes ``(n,)``.
+    p_max : int
+        Number of memories to grow to (at least ``P0``).
+    stage_steps, total_steps : int
+        Adam steps between splits, and in the whole run.
+    lr : float
+        Adam step size (memories and logits).
+    eps : float
+        Half the distance the two copies of a split memory move apart.
+    batch_size : int, optional
+        Training mini-batch size (``None``: full batch).
+    split_batch : int, optional
+        Digits drawn to compute the splitting directions (``None``: all of ``x``).
+    split_iters : int
+        Power iterations per splitting direction.
+    smoothing : float
+        Label smoothing.
+    generator : torch.Generator
+        Draws the mini-batches, the splitting digits and the power iterations' start.
+    eval_every : int
+        Steps between checkpoints; ``eval_data = (x_test, y_test)``.
+    progress : bool, optional
+        Progress bars of the training stages.
+
+    Returns
+    -------
+    History
+        The grown model, its checkpoints over the whole run (wall time and work include the
+        eigenvector computations, counted as ``split_iters`` passes over the ``split_batch`` digits;
+        evaluation is excluded) and ``splits``, the steps after which it split.
+    """
+    for name, value in (("p_max", p_max), ("stage_steps", stage_steps), ("total_steps", total_steps)):
+        checks.positive_int(name, value)
+    check_single(model, "grow_by_splitting")
+    if p_max < model.n_memories:
+        raise ValueError(f"p_max must be at least the {model.n_memories} starting memories, got {p_max}")
+    checks.positive("eps", eps)
+    opts = dict(lr=lr, batch_size=batch_size, smoothing=smoothing, generator=generator,
+                eval_every=eval_every, eval_data=eval_data, progress=progress)
+    state, splits, run = None, [], None
+    while True:
+        step = 0 if state is None else state.step
+        last = model.n_memories >= p_max
+        n_steps = total_steps - step if last else min(stage_steps, total_steps - step)
+        if n_steps <= 0:
+            break
+        run = train(model, x, y, steps=n_steps, resume=state, **opts)
+        model, state = run.model, run.state
+        if last or state.step >= total_steps:
+            break
+        start = time.perf_counter()
+        if split_batch is not None and split_batch < len(x):
+            idx = torch.randperm(len(x), generator=generator, device=generator.device)[:split_batch].to(
+                x.device
+            )
+            xs, ys = x[idx], y[idx]
+        else:
+            xs, ys = x, y
+        vals, dirs = splitting_directions(
+            model, xs, ys, smoothing=smoothing, iters=split_iters, generator=generator
+        )
+        k = min(model.n_memories, p_max - model.n_memories)
+        chosen = vals.argsort()[:k]
+        model = split_memories(model, chosen, dirs[chosen], eps=eps)
+        splits.append(state.step)
+        run.splits = list(splits)
+        state = replace(state, seconds=state.seconds + time.perf_counter() - start,
+                        work=state.work + split_iters * len(xs) * run.model.n_memories)
+    run.splits = splits
+    return run
