@@ -407,3 +407,71 @@ def test_mean_overlap_factor():
     k = np.array([0.5, 2.0, 10.0])
     np.testing.assert_allclose(dam.mean_overlap_factor(k, 3), 1 / np.tanh(k) - 1 / k, rtol=1e-12)
     assert np.all(np.diff(dam.mean_overlap_factor(np.array([1.0, 10.0, 100.0, 1000.0]), 784)) > 0)
+
+
+# ---------------------------------------------------------------------------------- the authors' protocol
+
+
+def test_smd_step_is_heavy_ball_on_the_sphere():
+    from damlib.dam import protocol
+
+    x, y = _sphere_data(30, 6, 3)
+    model = _model(3, 6, 3)
+    opt = protocol.SMD(model, lr=0.1, momentum=0.9)
+    gw, ga, gb = protocol.gradient_with_beta(model, x, y)
+    # beta's gradient against autograd
+    beta = model.beta.clone().requires_grad_(True)
+    dam.loss(dam.DAM(model.w, model.logits, beta), x, y).backward()
+    assert gb.item() == pytest.approx(beta.grad.item(), rel=1e-10)
+    one = opt.step(model, x, y)
+    torch.testing.assert_close(one.w, dam._normalise(model.w - 0.01 * gw))
+    torch.testing.assert_close(one.beta, model.beta - 0.01 * gb)
+    assert bool((one.logits.amax(-1) == 0).all())                 # each memory's largest weight is 1
+    assert bool(torch.isneginf(one.logits).eq(torch.isneginf(model.logits)).all())
+    two = opt.step(one, x, y)
+    gw1 = dam.gradient(one, x, y)[0]
+    torch.testing.assert_close(two.w, dam._normalise(one.w + 0.1 * (0.9 * -0.1 * gw - 0.1 * gw1)))
+
+
+def test_authors_run_grows_stops_early_and_counts():
+    from damlib.dam import protocol
+
+    x, y = _sphere_data(120, 6, 3, seed=7)
+    start = protocol.random_start(3, 6, 3, 2.0, generator=torch.Generator().manual_seed(0), dtype=F64)
+    run = protocol.authors_run(start, x, y, p_max=9, stage_epochs=3, batch_size=20, val_fraction=0.25,
+                               patience=1, max_eigval=1e9, split_iters=4,
+                               generator=torch.Generator().manual_seed(1))
+    assert run.model.n_memories == 9 and len(run.splits) == 2      # 3 -> 6 -> 9
+    assert run.epochs == list(range(1, len(run.epochs) + 1))
+    assert np.all(np.diff(run.seconds) >= 0) and np.all(np.diff(run.work) > 0)
+    assert np.isfinite(run.val_loss).all() and run.ended_by in ("early stopping", "epochs")
+    # without validation every stage runs its epochs; max_splits = 0 is the run without splitting
+    flat = protocol.authors_run(start, x, y, p_max=9, stage_epochs=4, max_splits=0, batch_size=20,
+                                generator=torch.Generator().manual_seed(1))
+    assert flat.model.n_memories == 3 and flat.epochs[-1] == 4 and flat.ended_by == "epochs"
+    assert flat.work[-1] == 4 * 120 * 3
+    with pytest.raises(ValueError, match="val_fraction"):
+        protocol.authors_run(start, x, y, p_max=9, stage_epochs=2, batch_size=20, val_fraction=1.0,
+                             generator=torch.Generator())
+    with pytest.raises(ValueError, match="authors_run takes a single model"):
+        protocol.authors_run(_model(3, 6, 3, batch=(2,)), x, y, p_max=9, stage_epochs=2, batch_size=20,
+                             generator=torch.Generator())
+
+
+def test_dam_experiments_run_at_tiny_size():
+    from damlib import experiments
+    from damlib.experiments import dam as ex
+
+    assert {"dam_split_small", "dam_split_speedup"} <= set(experiments.REGISTRY)
+    x, y = _sphere_data(200, 16, 10, seed=3)
+    digits = dam.SphereDigits(x.float(), y, x[:50].float(), y[:50], x, x[:50], "test")
+    small = {**ex.small_params("seed=0"), "p0": 10, "p_max": 40, "stage_epochs": 2, "batch_size": 50,
+             "max_eigval": 1e9}
+    out = ex.run_small(small, digits=digits)
+    assert out["split_memories"][-1] == 40 and out["nosplit_memories"][-1] == 10
+    assert out["scratch_memories"][-1] == 40
+    assert out["split_epochs"][-1] == out["nosplit_epochs"][-1] == out["scratch_epochs"][-1]
+    speed = {**ex.speedup_params("seed=1"), "p_maxes": [20], "stage_epochs": 2, "batch_size": 40}
+    out = ex.run_speedup(speed, digits=digits)
+    assert out["split_20_memories"][-1] <= 20 and out["scratch_20_memories"][0] == 20
+    assert out["scratch_20_wall"] > 0 and 0 <= out["split_20_test_accuracy"] <= 1
