@@ -471,6 +471,7 @@ def test_dam_experiments_run_at_tiny_size():
     assert out["split_memories"][-1] == 40 and out["nosplit_memories"][-1] == 10
     assert out["scratch_memories"][-1] == 40
     assert out["split_epochs"][-1] == out["nosplit_epochs"][-1] == out["scratch_epochs"][-1]
+    assert ex.small_slice(small, digits=digits)["check_loss"] == out["check_loss"]
     speed = {**ex.speedup_params("seed=1"), "p_maxes": [20], "stage_epochs": 2, "batch_size": 40}
     out = ex.run_speedup(speed, digits=digits)
     assert out["split_20_memories"][-1] <= 20 and out["scratch_20_memories"][0] == 20

@@ -10,6 +10,8 @@
 ``speedup``         splitting against training from scratch: the book's measure
 ``saddle_point``    the saddle-point equations of the slides, iterated
 ``krotov_hopfield`` the Krotov-Hopfield (2016) memory, for comparison
+``prototypes``      whether memories are prototypes of their class (both models)
+``protocol``        the authors' splitting protocol: their optimiser, early stopping, measure
 ``digits``          MNIST on the sphere, as the chapters load it
 ==================  ===========================================================================
 
@@ -18,7 +20,7 @@ so are the few private helpers that tests and chapters reach for (``_finite_part
 """
 
 from .digits import SphereDigits, load_digits
-from .krotov_hopfield import kh_outputs, train_kh
+from .krotov_hopfield import kh_initial, kh_outputs, train_kh
 from .model import (
     DAM,
     accuracy,
@@ -43,6 +45,7 @@ from .model import _finite_part as _finite_part
 from .model import _normalise as _normalise
 from .model import _score_grad as _score_grad
 from .optimise import History, TrainState, newton_polish, polish, smoothed_accuracy, time_to_reach, train
+from .prototypes import kh_winning_share, neighbour_purity
 from .saddle_point import saddle_point_iteration
 from .saddles import models_over_beta, saddle_states
 from .speedup import Race, race, smoothed_curve
@@ -62,10 +65,11 @@ from .vmf import log_bessel_i, log_normaliser, mean_overlap_factor
 __all__ = [
     "DAM", "History", "LOG2", "Race", "SphereDigits", "TrainState", "accuracy", "check_single",
     "class_log_posterior", "copy_memories", "gradient", "gradient_norm", "gradient_scale",
-    "grow_by_splitting", "init_from_data", "kh_outputs", "load_digits", "log_bessel_i",
-    "log_likelihood", "log_normaliser", "log_terms", "loss", "make_model", "mean_overlap_factor",
-    "models_over_beta", "newton_polish", "polish", "project", "race", "replace_beta", "residuals",
-    "saddle_point_iteration", "saddle_states", "smoothed_accuracy", "smoothed_curve", "split_memories",
-    "splitting_apply", "splitting_directions", "splitting_eigen", "splitting_matrix", "tangent_hessian",
-    "targets", "time_to_reach", "train", "train_kh",
+    "grow_by_splitting", "init_from_data", "kh_initial", "kh_outputs", "kh_winning_share", "load_digits",
+    "log_bessel_i", "log_likelihood", "log_normaliser", "log_terms", "loss", "make_model",
+    "mean_overlap_factor", "models_over_beta", "neighbour_purity", "newton_polish", "polish",
+    "project", "race", "replace_beta", "residuals", "saddle_point_iteration", "saddle_states",
+    "smoothed_accuracy", "smoothed_curve", "split_memories", "splitting_apply",
+    "splitting_directions", "splitting_eigen", "splitting_matrix", "tangent_hessian", "targets",
+    "time_to_reach", "train", "train_kh",
 ]

@@ -28,6 +28,13 @@ def kh_outputs(memories: torch.Tensor, v: torch.Tensor, *, power: int, temperatu
     return torch.tanh((on - off).sum(-2))
 
 
+def kh_initial(n_memories: int, width: int, *, generator: torch.Generator, dtype=torch.float32) -> torch.Tensor:
+    """The starting memories of :func:`train_kh`, ``(n_memories, width)``: ``0.3 z - 0.1`` with ``z``
+    standard normal, clipped to ``[-1, 1]`` (on the generator's device)."""
+    z = torch.randn(n_memories, width, generator=generator, dtype=dtype, device=generator.device)
+    return (0.3 * z - 0.1).clamp(-1, 1)
+
+
 def train_kh(
     v: torch.Tensor,
     y: torch.Tensor,
@@ -54,22 +61,8 @@ def train_kh(
     ):
         checks.positive_int(name, value)
     checks.positive("lr", lr)
-    xi = (
-        (
-            0.3
-            * torch.randn(
-                n_memories,
-                v.shape[-1] + n_classes,
-                generator=generator,
-                dtype=v.dtype,
-                device=generator.device,
-            )
-            - 0.1
-        )
-        .to(v.device)
-        .clamp(-1, 1)
-        .requires_grad_(True)
-    )
+    xi = kh_initial(n_memories, v.shape[-1] + n_classes, generator=generator, dtype=v.dtype).to(v.device)
+    xi.requires_grad_(True)
     opt = torch.optim.Adam([xi], lr=lr)
     tgt = 2 * torch.nn.functional.one_hot(y, n_classes).to(v.dtype) - 1
     for step in range(1, steps + 1):

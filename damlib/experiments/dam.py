@@ -31,7 +31,7 @@ SEEDS = tuple(range(10))
 
 SMALL = dict(n_train=1000, batch_size=100, beta_init=32.0, p0=100, p_max=400, stage_epochs=300,
              max_splits=14, lr=0.1, momentum=0.99, eps=0.25, max_eigval=-1e-3, split_iters=20,
-             noise=1e-3, smoothing=0.1)
+             noise=1e-3, smoothing=0.1, check_epochs=3)
 
 SPEEDUP = dict(n_train=4000, val_fraction=0.1, batch_size=67, beta_init=1.0, p0=10,
                p_maxes=[70, 100, 130], stage_epochs=100, max_splits=14, lr=0.1, momentum=0.99, eps=0.25,
@@ -58,13 +58,30 @@ def _finish(run: protocol.Run, digits, smoothing: float, prefix: str) -> dict:
     return out
 
 
+def _small_opts(p: dict) -> dict:
+    return dict(batch_size=p["batch_size"], lr=p["lr"], momentum=p["momentum"], eps=p["eps"],
+                max_eigval=p["max_eigval"], split_iters=p["split_iters"], smoothing=p["smoothing"])
+
+
+def small_slice(params: dict, *, digits=None) -> dict:
+    """The first ``check_epochs`` epochs of the grown run (before its first split): the cheap slice a
+    chapter recomputes at build. Returns ``check_loss`` (training loss) and ``check_beta``."""
+    p = params
+    digits = digits if digits is not None else dam.load_digits(p["n_train"])
+    gen = generator(p["seed"])
+    start = protocol.mean_start(digits.x, p["p0"], 10, p["beta_init"], noise=p["noise"], generator=gen)
+    run = protocol.authors_run(start, digits.x, digits.y, p_max=p["p0"], stage_epochs=p["check_epochs"],
+                               max_splits=0, generator=gen, **_small_opts(p))
+    return {"check_loss": np.float64(dam.loss(run.model, digits.x, digits.y, smoothing=p["smoothing"])),
+            "check_beta": np.float64(run.model.beta)}
+
+
 def run_small(params: dict, *, digits=None) -> dict:
     """The three runs of the small-data set-up for one seed; ``digits`` may be passed (tests)."""
     p = params
     digits = digits if digits is not None else dam.load_digits(p["n_train"])
-    opts = dict(batch_size=p["batch_size"], lr=p["lr"], momentum=p["momentum"], eps=p["eps"],
-                max_eigval=p["max_eigval"], split_iters=p["split_iters"], smoothing=p["smoothing"])
-    out = {}
+    opts = _small_opts(p)
+    out = small_slice(p, digits=digits)
     gen = generator(p["seed"])
     start = protocol.mean_start(digits.x, p["p0"], 10, p["beta_init"], noise=p["noise"],
                                 generator=gen)

@@ -41,3 +41,31 @@ def draw_saddle(state: Mapping, *, eps: float = 1.0, ylim=None):
         bx.set_title(title, fontsize=8)
         bx.axis("off")
     return fig
+
+
+def memory_limit(images, quantile: float = 0.995) -> float:
+    """One colour limit for a set of memories: the ``quantile`` of their absolute pixel values."""
+    values = np.abs(np.concatenate([np.ravel(np.asarray(img)) for img in images]))
+    return float(np.quantile(values, quantile))
+
+
+def draw_memories(axes, images, titles=(), *, lim: float, title_colors=None):
+    """Memories as 28x28 thumbnails on ``axes`` (one axis each, same order), on one diverging colour
+    scale ``[-lim, lim]`` (red positive, blue negative) so that thumbnails compare. Each image is a
+    flat ``(784,)`` array; ``titles`` label them. Returns the last image (for a colour bar)."""
+    shown = None
+    titles = list(titles) + [""] * (len(images) - len(titles))
+    colors = list(title_colors) if title_colors is not None else ["black"] * len(images)
+    for ax, img, title, color in zip(np.ravel(axes), images, titles, colors):
+        img = np.asarray(img)
+        side = int(round(len(img) ** 0.5))
+        shown = ax.imshow(img.reshape(side, side), cmap="RdBu_r", vmin=-lim, vmax=lim)
+        if title:
+            ax.set_title(title, fontsize=8, pad=2, color=color)
+    for ax in np.ravel(axes):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.grid(False)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    return shown
