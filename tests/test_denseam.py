@@ -315,3 +315,8 @@ def test_setup_takes_a_row_of_its_own():
     assert (up["hidden"] == 0).all() and (up["output"] == 0).all()       # nothing trains
     with pytest.raises(ValueError, match="table_row"):
         dm.proportional(8, table_row="mine")
+
+
+def test_nearest_lr_index():
+    lrs = torch.logspace(-3, 0, 7)
+    assert dm.nearest_lr_index(lrs, 0.0123) == 2 and dm.nearest_lr_index(lrs, 5.0) == 6

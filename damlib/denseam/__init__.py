@@ -14,32 +14,32 @@ Every public name is re-exported here, so ``from damlib import denseam as dm`` r
 """
 
 from .model import Params, activate, centre, forward, gram_eigenvalues, init_params, mse, participation, relu_power_norm
-from .optimum import best_loss, has_optimum, max_stable, optimal_lr, pinned_at_edge, transfer_factor
+from .optimum import best_loss, has_optimum, max_stable, nearest_lr_index, optimal_lr, pinned_at_edge, transfer_factor
 from .settings import DEFAULTS, Defaults, SweepPlan, sweep_plan
 from .table import (
-                    ACTIVATIONS,
-                    DIMS,
-                    NAIVE,
-                    OPTIMIZERS,
-                    REGIMES,
-                    SOFTMAX_SGD,
-                    TABLE1,
-                    Monomial,
-                    Parameterisation,
-                    Scales,
-                    parameterisation,
+                      ACTIVATIONS,
+                      DIMS,
+                      NAIVE,
+                      OPTIMIZERS,
+                      REGIMES,
+                      SOFTMAX_SGD,
+                      TABLE1,
+                      Monomial,
+                      Parameterisation,
+                      Scales,
+                      parameterisation,
 )
 from .training import (
-                    RECORDS,
-                    History,
-                    Setup,
-                    Trainer,
-                    batches,
-                    first_updates,
-                    gaussian_data,
-                    k_only,
-                    proportional,
-                    sweep,
+                      RECORDS,
+                      History,
+                      Setup,
+                      Trainer,
+                      batches,
+                      first_updates,
+                      gaussian_data,
+                      k_only,
+                      proportional,
+                      sweep,
 )
 
 __all__ = [
@@ -47,6 +47,6 @@ __all__ = [
     "Defaults", "History", "Monomial", "Parameterisation", "Params", "Scales", "Setup", "SweepPlan",
     "Trainer", "activate", "batches", "best_loss", "centre", "first_updates", "forward",
     "gaussian_data", "gram_eigenvalues", "has_optimum", "init_params", "k_only", "max_stable", "mse",
-    "optimal_lr", "parameterisation", "participation", "pinned_at_edge", "proportional", "relu_power_norm", "sweep",
-    "sweep_plan", "transfer_factor",
+    "nearest_lr_index", "optimal_lr", "parameterisation", "participation", "pinned_at_edge",
+    "proportional", "relu_power_norm", "sweep", "sweep_plan", "transfer_factor",
 ]

@@ -77,3 +77,8 @@ def pinned_at_edge(history: History) -> bool:
     best = int(torch.argmin(_mean_final(history)))
     return math.isclose(float(history.lrs[best]), max_stable(history), rel_tol=1e-6)
 
+
+
+def nearest_lr_index(lrs: torch.Tensor, lr: float) -> int:
+    """The index of the grid rate of ``lrs`` nearest ``lr`` on a logarithmic axis."""
+    return int(torch.argmin((torch.as_tensor(lrs).log() - math.log(lr)).abs()))

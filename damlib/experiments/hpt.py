@@ -154,7 +154,9 @@ def centring_from_store(activation: str, *, criterion: float = 1.5) -> dict:
     Returns
     -------
     dict
-        ``runs[centred] = (sizes, histories, shards)`` as :func:`stored_sweeps`; ``present``: both
+        ``runs[centred] = (sizes, histories, shards)`` as :func:`stored_sweeps` (on the sizes both
+        recipes store), ``panels`` the same by title for :func:`damlib.plotting.hpt.transfer_panels`;
+        ``present``: both
         recipes stored at two sizes or more; and when present: ``factor[centred]`` (transfer factor
         over the stored sizes), ``sizes`` (those of the centred recipe), ``deviation`` (the largest
         deviation of the recomputed first steps of the smallest size, :func:`verify_first_steps`),
@@ -168,9 +170,11 @@ def centring_from_store(activation: str, *, criterion: float = 1.5) -> dict:
     common = sorted(set(runs[False][0]) & set(runs[True][0]))        # compare on the same sizes
     runs = {c: tuple(list(x) for x in zip(*[(D, h, f) for D, h, f in zip(*runs[c]) if D in common]))
             or ([], [], []) for c in runs}
+    panels = {"uncentred": runs[False], "centred": runs[True]}
     if len(common) < 2:
         missing = adam_shard(f"{activation}_uncentred", ADAM_SIZES[-1])
-        return {"runs": runs, "present": False, "text": store.absent("hpt_adam_centring", missing)}
+        return {"runs": runs, "panels": panels, "present": False,
+                "text": store.absent("hpt_adam_centring", missing)}
     factor = {c: dm.transfer_factor(hs) for c, (_, hs, _) in runs.items()}
     deviation = max(verify_first_steps(found[0]) for _, _, found in runs.values())
     sizes = runs[True][0]
@@ -180,13 +184,62 @@ def centring_from_store(activation: str, *, criterion: float = 1.5) -> dict:
                "the uncentred model passes the criterion too, so the claim that centring is needed for "
                "transfer is not visible at these sizes either" if factor[False] < criterion else
                "neither passes the criterion")
-    text = (f"Over the stored sizes D = K = B = {sizes[0]} to {sizes[-1]} (one seed, seven rates), the optimal "
+    text = (f"Over the stored sizes D = K = B = {sizes[0]} to {sizes[-1]} (one seed, {len(ADAM_LRS)} rates, "
+            f"{STEPS} steps), the optimal "
             f"Adam rate moves by a factor {factor[True]:.2f} centred and {factor[False]:.2f} uncentred "
             f"(criterion: below {criterion:g}): {verdict}. The recomputed first {CHECK_STEPS} steps of "
             f"D = {sizes[0]} agree with the stored ones within {deviation:.1e} (tolerance: relative 1e-4). "
             + about(runs[True][2] + runs[False][2]))
-    return {"runs": runs, "present": True, "factor": factor, "sizes": sizes, "deviation": deviation,
-            "visible": visible, "text": text}
+    return {"runs": runs, "panels": panels, "present": True, "factor": factor, "sizes": sizes,
+            "deviation": deviation, "visible": visible, "text": text}
+
+
+def k_only_from_store(*, criterion: float = 2.0) -> dict:
+    """The stored K-only sweeps, Table 1 against the proportional scales, read, verified, compared.
+
+    Parameters
+    ----------
+    criterion : float
+        A recipe transfers when its optimal base rate moves by less than this factor over the widths.
+
+    Returns
+    -------
+    dict
+        ``runs[recipe] = (widths, histories, shards)`` for ``recipe`` in ``K_ONLY_RECIPES`` (as
+        :func:`stored_sweeps`, on the widths both store), ``panels`` the same by title;
+        ``present``; and when present:
+        ``factor``, ``pinned`` (widths whose best rate is the stability edge), ``best`` (lowest
+        final loss per width), ``deviation`` (recomputed first steps of the smallest width),
+        ``visible`` (Table 1 passes and the control fails) and ``text``; when absent, ``text``
+        says so.
+    """
+    runs = {r: stored_sweeps("hpt_k_only", {K: k_only_shard(r, K) for K in K_ONLY_WIDTHS})
+            for r in K_ONLY_RECIPES}
+    common = sorted(set.intersection(*(set(widths) for widths, _, _ in runs.values())))
+    runs = {r: tuple(list(x) for x in zip(*[(K, h, f) for K, h, f in zip(*v) if K in common]))
+            or ([], [], []) for r, v in runs.items()}
+    panels = {"Table 1": runs["table1"], "proportional scales": runs["proportional"]}
+    if len(common) < 2:
+        return {"runs": runs, "panels": panels, "present": False,
+                "text": store.absent("hpt_k_only", k_only_shard("proportional", K_ONLY_WIDTHS[-1]))}
+    factor = {r: dm.transfer_factor(hs) for r, (_, hs, _) in runs.items()}
+    pinned = {r: sum(dm.pinned_at_edge(h) for h in hs) for r, (_, hs, _) in runs.items()}
+    best = {r: [dm.best_loss(h) for h in hs] for r, (_, hs, _) in runs.items()}
+    deviation = max(verify_first_steps(found[0]) for _, _, found in runs.values())
+    visible = factor["table1"] < criterion <= factor["proportional"]
+    verdict = ("the control fails the criterion there" if visible else
+               "the control passes it too, so the transfer criterion does not separate the two even at "
+               "these widths" if factor["proportional"] < criterion else "Table 1 fails it too")
+    text = (f"Over the stored widths K = {common[0]} to {common[-1]} the optimum of the Table 1 row moves by "
+            f"a factor {factor['table1']:.2f} and the control's by {factor['proportional']:.2f} (criterion: "
+            f"below {criterion:g}): {verdict}. The control's best rate is the stability edge of the grid at "
+            f"{pinned['proportional']} of {len(common)} widths (Table 1: {pinned['table1']}). Its lowest loss "
+            f"goes from {best['proportional'][0]:.3f} to {best['proportional'][-1]:.3f} as K grows, Table 1's "
+            f"from {best['table1'][0]:.3f} to {best['table1'][-1]:.3f}. The recomputed first {CHECK_STEPS} "
+            f"steps of K = {common[0]} agree with the stored ones within {deviation:.1e} (tolerance: "
+            f"relative 1e-4). " + about(runs["table1"][2] + runs["proportional"][2]))
+    return {"runs": runs, "panels": panels, "present": True, "factor": factor, "pinned": pinned,
+            "best": best, "deviation": deviation, "visible": visible, "text": text}
 
 
 K_ONLY = register(Experiment(

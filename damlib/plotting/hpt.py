@@ -116,15 +116,16 @@ def draw_transfer(histories: Sequence[History], sizes: Sequence[int], index: int
     return fig
 
 
-def centring_transfer_figure(runs: Mapping[bool, tuple]):
-    """Uncentred (a) against centred (b): final loss against the base learning rate with crosses at
-    the optima, one colour per size; ``runs[centred] = (sizes, histories, ...)`` as
-    :func:`damlib.experiments.hpt.stored_sweeps` returns (an empty recipe draws an empty panel).
-    Returns the figure and its ``(1, 2)`` axes."""
-    fig, axes = subplots(1, 2, width=8.0, height=3.0)
-    for ax, centred in zip(axes[0], (False, True)):
-        sizes, histories = runs[centred][0], runs[centred][1]
-        transfer_curves(ax, histories, [f"D={D}" for D in sizes], title="centred" if centred else "uncentred")
+
+def transfer_panels(panels: Mapping[str, tuple], *, size_name: str = "D"):
+    """One panel per recipe, side by side: final loss against the base learning rate with crosses
+    at the optima, one colour per size. ``panels[title] = (sizes, histories, ...)`` as
+    :func:`damlib.experiments.hpt.stored_sweeps` returns (no sizes: an empty panel).
+    Returns the figure and its ``(1, len(panels))`` axes."""
+    fig, axes = subplots(1, len(panels), width=4.0 * len(panels), height=3.0)
+    for ax, (title, run) in zip(axes[0], panels.items()):
+        sizes, histories = run[0], run[1]
+        transfer_curves(ax, histories, [f"{size_name}={n}" for n in sizes], title=title)
         if histories:
             ax.legend(fontsize=6)
     label_panels(axes)
