@@ -163,7 +163,8 @@ def plane_explorer(alphas: Sequence[float], p1s: Sequence[float], lrs: Sequence[
 
 
 def saddle_explorer(x: torch.Tensor, y: torch.Tensor, betas: Sequence[float], *, n_memories: int = 10,
-                    steps: int, lr: float, seed: int = 0, models: dam.DAM | None = None, live: bool = False,
+                    steps: int, lr: float, seed: int = 0, models: dam.DAM | None = None,
+                    states: Sequence[Mapping] | None = None, live: bool = False,
                     initial: Mapping | None = None, dpi: int = 80) -> widgets.VBox:
     """A slider over ``beta`` showing which copied memories are saddles and how the worst one splits.
 
@@ -171,7 +172,8 @@ def saddle_explorer(x: torch.Tensor, y: torch.Tensor, betas: Sequence[float], *,
     drawing :func:`damlib.plotting.dam.draw_saddle`.
 
     ``live=False`` trains every ``beta`` as one batch (or reuses ``models``, a batch already trained
-    over ``betas``) and stores every frame in the page; ``live=True`` trains the chosen ``beta`` when
+    over ``betas``, and ``states``, their :func:`damlib.dam.saddle_states`) and stores every frame in the
+    page; ``live=True`` trains the chosen ``beta`` when
     the slider moves (needs a kernel).
     """
     def state_at(beta):
@@ -186,7 +188,7 @@ def saddle_explorer(x: torch.Tensor, y: torch.Tensor, betas: Sequence[float], *,
     elif tuple(models.beta.shape) != (len(betas),):
         raise ValueError(f"models must be a batch over the {len(betas)} betas, got beta of shape "
                          f"{tuple(models.beta.shape)}")
-    states = dict(zip(grid["beta"], dam.saddle_states(models, x, y)))
+    states = dict(zip(grid["beta"], states if states is not None else dam.saddle_states(models, x, y)))
     lam = np.concatenate([s["lam"] for s in states.values()])
     span = np.abs(lam).max() * 1.5
     ylim = (-span if lam.min() < 0 else -1e-3, span)

@@ -476,3 +476,36 @@ def test_dam_experiments_run_at_tiny_size():
     out = ex.run_speedup(speed, digits=digits)
     assert out["split_20_memories"][-1] <= 20 and out["scratch_20_memories"][0] == 20
     assert out["scratch_20_wall"] > 0 and 0 <= out["split_20_test_accuracy"] <= 1
+
+
+# ---------------------------------------------------------------------------------- prototypes
+
+
+def test_neighbour_purity_counts_the_class_of_the_nearest_digits():
+    x, y = _sphere_data(40, 6, 2, seed=8)
+    # a memory at a digit: its nearest digit is itself
+    purity = dam.neighbour_purity(x[:3], y[:3], x, y, k=1)
+    torch.testing.assert_close(purity, torch.ones(3, dtype=F64))
+    wrong = dam.neighbour_purity(x[:3], 1 - y[:3], x, y, k=1)
+    torch.testing.assert_close(wrong, torch.zeros(3, dtype=F64))
+    k5 = dam.neighbour_purity(x[:1], y[:1], x, y, k=5)
+    nearest = (x[:1] @ x.T).topk(5).indices[0]
+    assert k5.item() == pytest.approx((y[nearest] == y[0]).double().mean().item())
+    with pytest.raises(ValueError, match="k="):
+        dam.neighbour_purity(x[:1], y[:1], x, y, k=41)
+    with pytest.raises(ValueError, match="labels"):
+        dam.neighbour_purity(x[:2], y[:1], x, y)
+
+
+def test_kh_winning_share_sums_to_one_and_finds_idle_memories():
+    g = torch.Generator().manual_seed(0)
+    v = torch.rand(30, 8, generator=g) * 2 - 1
+    xi = torch.zeros(3, 8 + 2)
+    xi[0, :8] = v[:15].mean(0)
+    xi[1, :8] = v[15:].mean(0)
+    # memory 2 stays at zero: its term is 0, never the largest
+    share = dam.kh_winning_share(xi, v, power=10, temperature=1.0)
+    assert share.sum().item() == pytest.approx(1.0) and share[2].item() == 0.0
+    torch.testing.assert_close(dam.kh_initial(4, 10, generator=torch.Generator().manual_seed(1)),
+                               (0.3 * torch.randn(4, 10, generator=torch.Generator().manual_seed(1)) - 0.1)
+                               .clamp(-1, 1))

@@ -83,6 +83,8 @@ def test_saddle_states_match_the_splitting_eigenvalues():
     plt.close("all")
     box = widgets.saddle_explorer(x, y, [1.0, 8.0], steps=20, lr=0.05, models=models)
     assert isinstance(box.children[-1], Stack) and len(box.children[-1].children) == 2
+    again = widgets.saddle_explorer(x, y, [1.0, 8.0], steps=20, lr=0.05, models=models, states=states)
+    assert bytes(again.children[-1].children[1].value) == bytes(box.children[-1].children[1].value)
     with pytest.raises(ValueError, match="models"):
         widgets.saddle_explorer(x, y, [1.0, 2.0, 8.0], steps=20, lr=0.05, models=models)
     with pytest.raises(ValueError, match="betas"):

@@ -55,7 +55,7 @@ def _finish(run: protocol.Run, digits, smoothing: float, prefix: str) -> dict:
     out[f"{prefix}_test_accuracy"] = np.float64(dam.accuracy(run.model, digits.x_test, digits.y_test))
     out[f"{prefix}_train_loss"] = np.float64(dam.loss(run.model, digits.x, digits.y, smoothing=smoothing))
     out[f"{prefix}_stopped_early"] = np.bool_(run.ended_by == "early stopping")
-    return out
+    return {k: np.atleast_1d(v) for k, v in out.items()}   # as the store keeps them
 
 
 def _small_opts(p: dict) -> dict:
@@ -72,8 +72,9 @@ def small_slice(params: dict, *, digits=None) -> dict:
     start = protocol.mean_start(digits.x, p["p0"], 10, p["beta_init"], noise=p["noise"], generator=gen)
     run = protocol.authors_run(start, digits.x, digits.y, p_max=p["p0"], stage_epochs=p["check_epochs"],
                                max_splits=0, generator=gen, **_small_opts(p))
-    return {"check_loss": np.float64(dam.loss(run.model, digits.x, digits.y, smoothing=p["smoothing"])),
-            "check_beta": np.float64(run.model.beta)}
+    return {"check_loss": np.atleast_1d(np.float64(dam.loss(run.model, digits.x, digits.y,
+                                                         smoothing=p["smoothing"]))),
+            "check_beta": np.atleast_1d(np.float64(run.model.beta))}
 
 
 def run_small(params: dict, *, digits=None) -> dict:
@@ -117,7 +118,7 @@ def run_speedup(params: dict, *, digits=None, p_maxes=None) -> dict:
             clock = time.perf_counter()
             run = protocol.authors_run(start, digits.x, digits.y, p_max=p_max, stage_epochs=epochs,
                                        max_splits=p["max_splits"], generator=gen, **opts)
-            out[f"{name}_{p_max}_wall"] = np.float64(time.perf_counter() - clock)
+            out[f"{name}_{p_max}_wall"] = np.atleast_1d(np.float64(time.perf_counter() - clock))
             out.update(_finish(run, digits, p["smoothing"], f"{name}_{p_max}"))
     return out
 
