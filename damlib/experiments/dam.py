@@ -43,10 +43,12 @@ def _seed(shard: str) -> int:
 
 
 def small_params(shard: str) -> dict:
+    """The parameters of one shard (``"seed=S"``) of ``dam_split_small``."""
     return {**SMALL, "seed": _seed(shard)}
 
 
 def speedup_params(shard: str) -> dict:
+    """The parameters of one shard (``"seed=S"``) of ``dam_split_speedup``."""
     return {**SPEEDUP, "seed": _seed(shard)}
 
 
