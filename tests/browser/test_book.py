@@ -1,7 +1,8 @@
 """The built book, read in headless Chromium with the network cut: every page of the table of
 contents typesets its maths, loads every image, and requests nothing beyond localhost; the
 gallery shows a thumbnail per registered figure; each precomputed explorer shows another frame
-after a slider moves; each chapter offers its executed notebook, outputs included.
+after a slider moves; each chapter offers its executed notebook, outputs included; every link
+leads to a page of the build, or to the papers and the libraries used.
 
 Run after a build (``jupyter-book build .``) with ``pytest tests/browser``; `.ci/run` does. It
 skips, saying why, where no build or no Chromium is at hand.
@@ -10,6 +11,7 @@ skips, saying why, where no build or no Chromium is at hand.
 from __future__ import annotations
 
 import json
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -70,6 +72,34 @@ def test_chapter_downloads_as_executed_notebook(browser, page):
         notebook = json.loads(response.read())
     outputs = sum(len(c.get("outputs", [])) for c in notebook["cells"] if c["cell_type"] == "code")
     assert outputs > 0, f"{page}: the downloaded notebook carries no outputs"
+
+
+# External links may go to the papers and to the projects the book is built with, nowhere else.
+EXTERNAL_HOSTS = {"arxiv.org", "doi.org", "iopscience.iop.org", "jupyterbook.org", "www.sphinx-doc.org",
+                  "pytorch.org", "github.com/facebookresearch", "github.com/RobinTher", "github.com/albietz",
+                  "jupyter.org", "ipywidgets.readthedocs.io", "myst-nb.readthedocs.io"}
+LINKS = "return Array.from(document.querySelectorAll('a[href]')).map(a => a.href);"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_links_lead_somewhere(browser, page):
+    open_page(browser, page)
+    broken, foreign = [], []
+    for href in sorted(set(browser.execute_script(LINKS))):
+        url = urllib.parse.urlparse(href)
+        if url.scheme in ("javascript", "mailto", "data") or not url.scheme:
+            continue
+        if url.hostname in ("localhost", "127.0.0.1"):
+            try:
+                urllib.request.urlopen(href.split("#")[0], timeout=10).close()
+            except OSError as error:
+                broken.append(f"{url.path} ({error})")
+        else:
+            where = url.hostname + "/" + url.path.strip("/").split("/")[0]
+            if url.hostname not in EXTERNAL_HOSTS and where not in EXTERNAL_HOSTS:
+                foreign.append(href)
+    assert not broken, f"{page}: links to pages the build does not have: {broken}"
+    assert not foreign, f"{page}: external links beyond the papers and the libraries used: {foreign}"
 
 
 def test_gallery_shows_every_figure(browser):
