@@ -1,19 +1,19 @@
 """The von Mises-Fisher dense associative memory of Theriault and Tantari, one concern per module.
 
-==================  ===========================================================================
-``vmf``             the vMF normaliser ``log Z(beta)`` and the Bessel functions behind it
-``model``           :class:`DAM`, its loss, class posterior, likelihood, gradients and Hessian
-``optimise``        :func:`train` (batched Riemannian Adam) and its result :class:`History`;
-                    the L-BFGS and Newton-CG polishers
-``splitting``       copying and splitting memories, the splitting matrices, growth by splitting
-``saddles``         models over a grid of ``beta`` and where their copied points are saddles
-``speedup``         splitting against training from scratch: the book's measure
-``saddle_point``    the saddle-point equations of the slides, iterated
-``krotov_hopfield`` the Krotov-Hopfield (2016) memory, for comparison
-``prototypes``      whether memories are prototypes of their class (both models)
-``protocol``        the authors' splitting protocol: their optimiser, early stopping, measure
-``digits``          MNIST on the sphere, as the chapters load it
-==================  ===========================================================================
+====================  ===========================================================================
+``vmf``               the vMF normaliser ``log Z(beta)`` and the Bessel functions behind it
+``model``             :class:`DAM`, its loss, class posterior, likelihood, gradients and Hessian
+``optimise``          :func:`train` (batched Riemannian Adam) and its result :class:`History`;
+                      the L-BFGS and Newton-CG polishers
+``splitting``         copying and splitting memories, the splitting matrices, growth by splitting
+``saddles``           models over a grid of ``beta`` and where their copied points are saddles
+``speedup``           splitting against training from scratch: the book's measure
+``saddle_point``      the saddle-point equations of the slides, iterated
+``krotov_hopfield``   the Krotov-Hopfield (2016) memory, for comparison
+``prototypes``        whether memories are prototypes of their class (both models)
+``protocol``          the authors' splitting protocol: their optimiser, early stopping, measure
+``digits``            MNIST on the sphere, as the chapters load it
+====================  ===========================================================================
 
 Every public name is importable from ``damlib.dam`` itself (``from damlib import dam; dam.train``);
 so are the few private helpers that tests and chapters reach for (``_finite_part``...).

@@ -14,7 +14,7 @@ def saddle_point_iteration(
     """Iterate the saddle-point equations of the slides with every training digit its own archetype.
 
     With ``sigma_{x mu}`` the responsibility of memory ``mu`` for digit ``x`` given its label
-    (softmax over ``mu`` of ``beta w^mu . x + log g^mu_{y_x}``):
+    (softmax over ``mu`` of ``beta w^mu . x + log g^mu_{y_x}``)::
 
         xbar^mu = (1/n) sum_x sigma_{x mu} x,    ybar^mu_y = (1/n) sum_x 1[y_x = y] sigma_{x mu},
         w^mu = xbar^mu / |xbar^mu|,              g^mu_y = ybar^mu_y,

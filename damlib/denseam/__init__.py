@@ -1,14 +1,14 @@
 """``hpt``: the DenseAM denoiser of Holtzman, Krotov and Hanin (2026), its parameterisations, and
 learning-rate sweeps of it run as one batched tensor program.
 
-Modules
--------
-table     Table 1 as data: each scale and learning-rate factor a monomial in ``D, K, B, N``
-model     the denoiser (activations, centring, forward pass, loss, Gram spectrum, participation)
-training  a model size and recipe (:class:`Setup`), its data stream, the batched trainer and
-          :func:`sweep`, which returns a :class:`History`
-optimum   reading a sweep: optimal learning rate, loss there, stability edge, transfer factor
-settings  the hpt chapters' shared choices: data defaults and the sweep plan at each run scale
+============  ==========================================================================
+``table``     Table 1 as data: each scale and learning-rate factor a monomial in ``D, K, B, N``
+``model``     the denoiser (activations, centring, forward pass, loss, Gram spectrum, participation)
+``training``  a model size and recipe (:class:`Setup`), its data stream, the batched trainer and
+              :func:`sweep`, which returns a :class:`History`
+``optimum``   reading a sweep: optimal learning rate, loss there, stability edge, transfer factor
+``settings``  the hpt chapters' shared choices: data defaults and the sweep plan at each run scale
+============  ==========================================================================
 
 Every public name is re-exported here, so ``from damlib import denseam as dm`` reaches them all.
 """

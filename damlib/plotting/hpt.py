@@ -82,7 +82,7 @@ def draw_transfer(histories: Sequence[History], sizes: Sequence[int], index: int
 
     Parameters
     ----------
-    histories : sequence of History
+    histories : sequence of damlib.denseam.History
         ``histories[i]`` is the sweep at ``sizes[i]``.
     sizes : sequence of int
         The sizes, for the legend.
