@@ -53,6 +53,8 @@ FIGURES: tuple[PaperFigure, ...] = (
                 "Margins for d in {3, 5, 10} and eta in {3, 10, 20}, Zipf frequencies"),
     PaperFigure("gd", "Fig. 7", "fig-gd-transformer",
                 "Induction-head transformer: loss and associative-memory margins, W_O^2 alone and all three"),
+    PaperFigure("gd", "Fig. 7 (T = 256, stored)", "fig-gd-transformer-stored",
+                "The same at the paper's sequence length and dimensions, 256 sequences, from the results store"),
     PaperFigure("dam", "slide \"Our DAM\"", "fig-dam-memories",
                 "Memories of the vMF model and of a Krotov-Hopfield DAM become digit prototypes (with a control)"),
     PaperFigure("dam", "slide \"Fixed points\"", "fig-dam-fixed-points",

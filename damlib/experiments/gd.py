@@ -91,7 +91,8 @@ def _shard_name(params: dict) -> str:
 
 
 def figure7_run(params: dict, *, steps: int | None = None, resume: bool = True) -> dict[str, np.ndarray]:
-    """Compute one shard (or, with ``steps``, only its first ``steps`` steps, without checkpoints).
+    """Compute one shard; with ``steps``, only the curves of its first ``steps`` steps (the cheap
+    slice a chapter recomputes), without checkpoints or the held-out evaluation.
 
     A full run continues from its checkpoint when one with the same parameters exists
     (``resume``), and writes one atomically every ``params["checkpoint_every"]`` steps.
@@ -123,10 +124,12 @@ def figure7_run(params: dict, *, steps: int | None = None, resume: bool = True) 
         seconds += time.perf_counter() - begun
         if keep:
             _save_atomic(path, {"params": params, "state": state, "pieces": pieces, "seconds": seconds})
+    arrays = {k: torch.cat([p[k] for p in pieces]).numpy() for k in pieces[0]}
+    if not keep:
+        return arrays
     begun = time.perf_counter()
     test_loss, test_acc = tf.evaluate(frozen, state.params, test_seqs, chunk=params["chunk"])
     seconds += time.perf_counter() - begun
-    arrays = {k: torch.cat([p[k] for p in pieces]).numpy() for k in pieces[0]}
     arrays.update(test_loss=test_loss.numpy(), test_accuracy=test_acc.numpy(),
                   compute_seconds=np.array(seconds))
     return arrays

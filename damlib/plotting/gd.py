@@ -80,8 +80,9 @@ def draw_figure7(top: Mapping, bottom: Mapping, *, lrs_top: Sequence[float], lrs
 
     Parameters
     ----------
-    top : mapping
-        The run with ``W_O2`` alone: ``loss (S, R)``, ``WO2 (S, R, len(shown))`` and ``d``.
+    top : mapping or None
+        The run with ``W_O2`` alone: ``loss (S, R)``, ``WO2 (S, R, len(shown))`` and ``d``;
+        ``None`` leaves the top row empty, saying so.
     bottom : mapping of int to mapping
         Per dimension ``d`` (two of them), the run of the three matrices: ``loss (S, R)``,
         ``WO2 (S, R, len(shown))``, ``WK2 (S, R, len(triggers))``.
@@ -99,7 +100,21 @@ def draw_figure7(top: Mapping, bottom: Mapping, *, lrs_top: Sequence[float], lrs
     matplotlib.figure.Figure
     """
     fig, axes = subplots(2, 3, width=10.0, height=5.6)
-    ax = axes[0, 0]
+    if top is None:
+        for ax in axes[0]:
+            ax.text(0.5, 0.5, "not in the results store", ha="center", va="center", transform=ax.transAxes)
+            ax.set_axis_off()
+    else:
+        _draw_top(axes[0], top, lrs_top, shown, baseline)
+    _draw_bottom(axes[1], bottom, lrs_bottom, shown, triggers, baseline)
+    label_panels(axes)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig
+
+
+def _draw_top(axes, top, lrs_top, shown, baseline):
+    ax = axes[0]
     loss = to_numpy(top["loss"])
     for i, lr in enumerate(lrs_top):
         ax.plot(loss[:, i], color=COLORS[i], label=f"$\\eta$ = {lr:g}")
@@ -107,15 +122,17 @@ def draw_figure7(top: Mapping, bottom: Mapping, *, lrs_top: Sequence[float], lrs
     ax.set(title=f"only $W_O^2$ trained, d = {top['d']}", xlabel="step", ylabel="training loss",
            ylim=(0, 2 * baseline))
     ax.legend()
-    for ax, i in zip(axes[0, 1:], (0, len(lrs_top) - 1)):
+    for ax, i in zip(axes[1:], (0, len(lrs_top) - 1)):
         m = to_numpy(top["WO2"][:, i])
         for j, c in enumerate(shown):
             ax.plot(m[:, j], color=COLORS[j], label=repr(c))
         ax.set(title=f"margins of $W_O^2$, $\\eta$ = {lrs_top[i]:g}", xlabel="step", ylabel="margin $m_O$")
-    axes[0, 1].legend(ncol=2, title="token")
+    axes[1].legend(ncol=2, title="token")
 
+
+def _draw_bottom(axes, bottom, lrs_bottom, shown, triggers, baseline):
     dims = sorted(bottom)
-    ax = axes[1, 0]
+    ax = axes[0]
     for d, style in zip(dims, ["--", "-"]):
         loss = to_numpy(bottom[d]["loss"])
         for i, lr in enumerate(lrs_bottom):
@@ -125,7 +142,7 @@ def draw_figure7(top: Mapping, bottom: Mapping, *, lrs_top: Sequence[float], lrs
            ylabel="training loss", ylim=(0, 2 * baseline))
     ax.legend()
     big = bottom[dims[-1]]
-    for ax, key, labels, what in [(axes[1, 1], "WO2", shown, "$W_O^2$"), (axes[1, 2], "WK2", triggers, "$W_K^2$")]:
+    for ax, key, labels, what in [(axes[1], "WO2", shown, "$W_O^2$"), (axes[2], "WK2", triggers, "$W_K^2$")]:
         m = to_numpy(big[key][:, -1])
         for j, c in enumerate(labels):
             ax.plot(m[:, j], color=COLORS[j], label=repr(c))
@@ -133,7 +150,3 @@ def draw_figure7(top: Mapping, bottom: Mapping, *, lrs_top: Sequence[float], lrs
         ax.set(title=f"margins of {what}, d = {dims[-1]}, $\\eta$ = {lrs_bottom[-1]:g}", xlabel="step",
                ylabel="margin")
         ax.legend(ncol=2, title="token" if key == "WO2" else "trigger")
-    label_panels(axes)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    return fig
