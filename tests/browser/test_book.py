@@ -38,10 +38,18 @@ if (window.MathJax && window.MathJax.startup && window.MathJax.startup.promise) 
 } else { setTimeout(report, 3000); }
 """
 
+# Load every image now (the gallery's are lazy), then list those that did not load.
 IMAGES = """
-return Array.from(document.images)
-  .filter(img => !(img.complete && img.naturalWidth > 0))
-  .map(img => (img.currentSrc || img.src || '').slice(0, 80));
+const done = arguments[arguments.length - 1];
+const images = Array.from(document.images);
+images.forEach(img => { img.loading = 'eager'; });
+const broken = () => images.filter(img => !(img.complete && img.naturalWidth > 0))
+                           .map(img => (img.currentSrc || img.src || '').slice(0, 80));
+const start = Date.now();
+(function wait() {
+  if (broken().length === 0 || Date.now() - start > 10000) { done(broken()); }
+  else { setTimeout(wait, 200); }
+})();
 """
 
 
@@ -52,7 +60,7 @@ def test_page_reads_offline(browser, page):
     has_maths = maths["raw"] + maths["typeset"] > 0
     assert not has_maths or (maths["mathjax"] and maths["raw"] == 0), (
         f"{page}: {maths['raw']} equations left untypeset (MathJax loaded: {maths['mathjax']})")
-    broken = browser.execute_script(IMAGES)
+    broken = browser.execute_async_script(IMAGES)
     assert not broken, f"{page}: images that did not load: {broken}"
     outside = local_requests(browser, outside=True)
     assert not outside, f"{page}: requests beyond localhost: {outside[:5]}"
@@ -104,6 +112,7 @@ def test_links_lead_somewhere(browser, page):
 
 def test_gallery_shows_every_figure(browser):
     open_page(browser, "book/gallery")
+    assert not browser.execute_async_script(IMAGES), "gallery: thumbnails that did not load"
     thumbs = browser.execute_script(
         "return Array.from(document.querySelectorAll('.figure-gallery img'))"
         ".map(img => img.complete && img.naturalWidth > 0);")
@@ -120,7 +129,10 @@ return imgs.map(i => i.src.length + ':' + i.src.slice(-64));
 
 
 def _explorers(browser):
-    return browser.find_elements("css selector", ".jupyter-widgets-view")
+    """The outermost widget boxes of the page (an explorer: sliders above its frames)."""
+    return browser.execute_script(
+        "return Array.from(document.querySelectorAll('.widget-vbox'))"
+        ".filter(v => !v.parentElement.closest('.widget-vbox'));")
 
 
 EXPLORER_PAGES = [p for p in PAGES if p in {"book/gd/landscape", "book/dam/saddles", "book/hpt/k_only"}]
