@@ -39,10 +39,12 @@ ADAM_RECIPES = {f"{act}_{name}": (act, centred) for act in ("relu", "softmax")
 
 
 def k_only_shard(recipe: str, K: int) -> str:
+    """The shard name of one recipe of ``hpt_k_only`` at width ``K``."""
     return f"{recipe}_K={K}"
 
 
 def adam_shard(recipe: str, D: int) -> str:
+    """The shard name of one recipe of ``hpt_adam_centring`` at size ``D`` (= K = B)."""
     return f"{recipe}_D={D}"
 
 
@@ -52,6 +54,7 @@ def _split(shard: str) -> tuple[str, int]:
 
 
 def k_only_params(shard: str) -> dict:
+    """Every parameter of one ``hpt_k_only`` shard: ReLU^2 with SGD in the K-only regime."""
     recipe, K = _split(shard)
     D = dm.DEFAULTS.k_only_d
     return {"recipe": recipe, "regime": "k_only", "D": D, "K": K, "B": D,
@@ -61,6 +64,7 @@ def k_only_params(shard: str) -> dict:
 
 
 def adam_params(shard: str) -> dict:
+    """Every parameter of one ``hpt_adam_centring`` shard: Adam in the proportional regime."""
     recipe, D = _split(shard)
     activation, centred = ADAM_RECIPES[recipe]
     return {"recipe": recipe, "regime": "proportional", "D": D, "K": D, "B": D,
