@@ -42,6 +42,7 @@ def lab(tmp_path_factory):
         [sys.executable, str(ROOT / "scripts" / "lab.py"), "--no-browser", f"--port={port}",
          "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
          "--LabApp.expose_app_in_browser=True", "--ServerApp.open_browser=False",
+         f"--FileCheckpoints.checkpoint_dir={home / 'checkpoints'}",  # none in the repository
          *(["--allow-root"] if os.geteuid() == 0 else [])],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://localhost:{port}"
