@@ -19,7 +19,8 @@ import pytest
 
 from .browser import ROOT, chromium, start_browser
 
-CHAPTER = "book/gd/landscape.md"   # the cheapest chapter with a live explorer
+# Every chapter with a live explorer (``live=True``), one per work.
+CHAPTERS = ["book/gd/landscape.md", "book/dam/saddles.md", "book/hpt/k_only.md"]
 
 
 def _free_port() -> int:
@@ -67,25 +68,28 @@ def lab(tmp_path_factory):
     log.close()
 
 
-IDLE = """
+# The notebook panel of the chapter whose path is arguments[0].
+PANEL = """
 const app = window.jupyterapp;
-const panel = app && Array.from(app.shell.widgets('main')).find(w => w.context);
+const panel = app && Array.from(app.shell.widgets('main'))
+  .find(w => w.context && w.context.path === arguments[0]);
+"""
+IDLE = PANEL + """
 if (!panel || !panel.sessionContext || !panel.content) return null;
 const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
 return {status: kernel ? kernel.status : 'none', cells: panel.content.widgets.length,
         factory: panel.node.classList.contains('jp-NotebookPanel') ? 'notebook' : panel.node.className,
-        running: document.querySelectorAll('.jp-InputArea-prompt').length
-                 ? Array.from(document.querySelectorAll('.jp-InputArea-prompt'))
-                     .filter(p => p.textContent.includes('*')).length : 0,
-        tracebacks: Array.from(document.querySelectorAll(
+        running: Array.from(panel.node.querySelectorAll('.jp-InputArea-prompt'))
+                   .filter(p => p.textContent.includes('*')).length,
+        tracebacks: Array.from(panel.node.querySelectorAll(
                       '.jp-RenderedText[data-mime-type="application/vnd.jupyter.error"]'))
                      .map(e => e.textContent.slice(0, 300))};
 """
 
-# The live explorers: widget boxes holding sliders and an output area (the precomputed ones hold
-# a stack of images instead); for each, the figure it shows.
-LIVE = """
-return Array.from(document.querySelectorAll('.jp-Notebook .widget-vbox')).filter(
+# The chapter's live explorers: widget boxes holding sliders and an output area (the precomputed
+# ones hold a stack of images instead); for each, the figure it shows.
+LIVE = PANEL + """
+return Array.from(panel.node.querySelectorAll('.widget-vbox')).filter(
   v => v.querySelector(':scope > .widget-output, :scope > .jupyter-widgets-output-area')
        && v.querySelector('.noUi-handle'));
 """
@@ -95,40 +99,39 @@ return img ? img.src.length + ':' + img.src.slice(-64) : '';
 """
 
 
-def test_chapter_opens_as_notebook_and_live_explorer_redraws(lab):
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_chapter_opens_as_notebook_and_live_explorer_redraws(lab, chapter):
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
     driver, url, token = lab
-    driver.get(f"{url}/lab/tree/{CHAPTER}?token={token}")
+    driver.get(f"{url}/lab/tree/{chapter}?token={token}")
     WebDriverWait(driver, 120).until(
-        lambda d: (d.execute_script(IDLE) or {}).get("cells", 0) > 1,
-        message=f"{CHAPTER} did not open as a notebook in JupyterLab")
-    state = driver.execute_script(IDLE)
-    assert state["factory"] == "notebook", f"{CHAPTER} opened as {state['factory']}, not as a notebook"
-    WebDriverWait(driver, 120).until(lambda d: d.execute_script(IDLE)["status"] == "idle",
+        lambda d: (d.execute_script(IDLE, chapter) or {}).get("cells", 0) > 1,
+        message=f"{chapter} did not open as a notebook in JupyterLab")
+    state = driver.execute_script(IDLE, chapter)
+    assert state["factory"] == "notebook", f"{chapter} opened as {state['factory']}, not as a notebook"
+    WebDriverWait(driver, 120).until(lambda d: d.execute_script(IDLE, chapter)["status"] == "idle",
                                      message="the notebook's kernel did not start")
-    driver.execute_script(  # the command acts on the current notebook: make it current first
-        "const app = window.jupyterapp;"
-        "const panel = Array.from(app.shell.widgets('main')).find(w => w.context);"
-        "app.shell.activateById(panel.id);"
-        "app.commands.execute('notebook:run-all-cells');")
+    # the command acts on the current notebook: make the chapter's current first
+    driver.execute_script(PANEL + "app.shell.activateById(panel.id);"
+                          "app.commands.execute('notebook:run-all-cells');", chapter)
     time.sleep(2)
     WebDriverWait(driver, 600, poll_frequency=1).until(
-        lambda d: (s := d.execute_script(IDLE))["status"] == "idle" and s["running"] == 0,
-        message=f"{CHAPTER}: running all cells did not finish")
-    state = driver.execute_script(IDLE)
-    assert not state["tracebacks"], f"{CHAPTER}: a cell failed in JupyterLab: {state['tracebacks'][0]}"
+        lambda d: (s := d.execute_script(IDLE, chapter))["status"] == "idle" and s["running"] == 0,
+        message=f"{chapter}: running all cells did not finish")
+    state = driver.execute_script(IDLE, chapter)
+    assert not state["tracebacks"], f"{chapter}: a cell failed in JupyterLab: {state['tracebacks'][0]}"
 
-    explorers = driver.execute_script(LIVE)
-    assert explorers, f"{CHAPTER}: no live explorer rendered in the notebook"
+    explorers = driver.execute_script(LIVE, chapter)
+    assert explorers, f"{chapter}: no live explorer rendered in the notebook"
     view = explorers[0]
     frame = driver.execute_script(LIVE_FRAME, view)
-    assert frame, f"{CHAPTER}: the live explorer shows no figure"
+    assert frame, f"{chapter}: the live explorer shows no figure"
     handle = view.find_elements("css selector", ".noUi-handle")[0]
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", handle)
     at_end = handle.get_attribute("aria-valuenow") == handle.get_attribute("aria-valuemax")
     handle.send_keys(Keys.ARROW_LEFT if at_end else Keys.ARROW_RIGHT)
     WebDriverWait(driver, 120, poll_frequency=1).until(
         lambda d: d.execute_script(LIVE_FRAME, view) not in (frame, ""),
-        message=f"{CHAPTER}: the live explorer did not redraw after a slider moved")
+        message=f"{chapter}: the live explorer did not redraw after a slider moved")
