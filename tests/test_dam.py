@@ -189,6 +189,13 @@ def test_train_lowers_the_loss_and_keeps_memories_on_the_sphere():
         dam.train(model, x, y, steps=5, lr=-1.0)
     with pytest.raises(ValueError, match="eval_data"):
         dam.train(model, x, y, steps=5, lr=0.1, eval_every=2)
+    only_loss = dam.train(model, x, y, steps=10, lr=0.05, eval_every=5, record=("loss",))
+    assert only_loss.accuracy == [] and len(only_loss.loss) == 2
+    torch.testing.assert_close(only_loss.loss[-1], hist.loss[-1], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="record"):
+        dam.train(model, x, y, steps=5, lr=0.1, eval_every=2, record=("energy",))
+    with pytest.raises(ValueError, match="eval_every"):
+        dam.train(model, x, y, steps=5, lr=0.1, eval_every=0, eval_data=(x, y))
     bad = dam.DAM(model.w, model.logits.clone().fill_(float("nan")), model.beta)
     with pytest.raises(DivergenceError):
         dam.train(bad, x, y, steps=3, lr=0.1)

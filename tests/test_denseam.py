@@ -241,6 +241,11 @@ def test_optimal_lr_refines_a_parabola():
         dm.optimal_lr(dead)
     assert not dm.has_optimum(dead) and dm.has_optimum(h)
     assert dm.transfer_factor([h, dead]) == math.inf and dm.transfer_factor([h, h]) == pytest.approx(1.0)
+    summary = dm.transfer([h, dead])
+    assert summary.optimum[0] == pytest.approx(0.0123, rel=1e-6) and math.isnan(summary.optimum[1])
+    assert summary.factor == math.inf and summary.best_loss[1] == math.inf
+    assert summary.max_stable[0] == pytest.approx(float(lrs[-3])) and math.isnan(summary.max_stable[1])
+    assert "factor inf" in str(summary)
 
 
 def test_data_stream_shapes():

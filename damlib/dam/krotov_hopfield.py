@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from .. import checks
+from ..optim import BatchedAdam
 
 
 def kh_outputs(memories: torch.Tensor, v: torch.Tensor, *, power: int, temperature: float) -> torch.Tensor:
@@ -63,15 +64,14 @@ def train_kh(
     checks.positive("lr", lr)
     xi = kh_initial(n_memories, v.shape[-1] + n_classes, generator=generator, dtype=v.dtype).to(v.device)
     xi.requires_grad_(True)
-    opt = torch.optim.Adam([xi], lr=lr)
+    opt = BatchedAdam([xi], [torch.tensor([lr], dtype=torch.float64)])
     tgt = 2 * torch.nn.functional.one_hot(y, n_classes).to(v.dtype) - 1
     for step in range(1, steps + 1):
         idx = torch.randint(len(v), (batch_size,), generator=generator, device=generator.device).to(v.device)
         out = kh_outputs(xi, v[idx], power=power, temperature=temperature)
         value = ((out - tgt[idx]) ** (2 * loss_power)).sum(-1).mean()
-        opt.zero_grad()
-        value.backward()
-        opt.step()
+        (grad,) = torch.autograd.grad(value, xi)
+        opt.step([grad])
         with torch.no_grad():
             xi.clamp_(-1, 1)
         checks.finite(step, xi.detach(), "Krotov-Hopfield memories")

@@ -10,6 +10,7 @@ after every split this way). :func:`smoothed_accuracy` and :func:`time_to_reach`
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,7 +19,10 @@ import torch
 from .. import checks
 from ..optim import BatchedAdam
 from ..progress import bar
+from ..train import check_record
 from .model import DAM, _check_data, _finite_part, _normalise, accuracy, check_single, gradient, loss, project
+
+RECORDS = ("loss", "accuracy")  # what a checkpoint of train() can evaluate
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,7 @@ def train(
     generator: torch.Generator | None = None,
     eval_every: int | None = None,
     eval_data=None,
+    record: Collection[str] = RECORDS,
     resume: TrainState | None = None,
     progress: bool | None = None,
 ) -> History:
@@ -98,9 +103,13 @@ def train(
     generator : torch.Generator, optional
         Draws the mini-batches; required with ``batch_size``.
     eval_every : int, optional
-        Record a checkpoint every ``eval_every`` steps and at the last one; needs ``eval_data``.
+        Record a checkpoint every ``eval_every`` steps and at the last one.
     eval_data : tuple of torch.Tensor, optional
-        ``(x_test, y_test)`` for the checkpoints' test accuracy.
+        ``(x_test, y_test)`` for the checkpoints' test accuracy (needed when ``record`` names it).
+    record : collection of str
+        What a checkpoint evaluates, among ``RECORDS`` (``"loss"``: the training loss,
+        ``"accuracy"``: the test accuracy); its step, wall time and work are always recorded, and a
+        quantity not named keeps an empty list in the History.
     resume : TrainState, optional
         Continue a run: steps, wall time and work are counted on from it, and the checkpoints of
         ``resume.history`` come first in the result. ``model`` is where training restarts (after a
@@ -126,8 +135,11 @@ def train(
         checks.positive_int("batch_size", batch_size)
         if generator is None:
             raise ValueError("generator is required with batch_size (mini-batches are drawn from it)")
-    if eval_every is not None and eval_data is None:
-        raise ValueError("eval_every needs eval_data=(x_test, y_test)")
+    check_record(record, RECORDS)
+    if eval_every is not None:
+        checks.positive_int("eval_every", eval_every)
+        if "accuracy" in record and eval_data is None:
+            raise ValueError("eval_every with record='accuracy' needs eval_data=(x_test, y_test)")
     resume = TrainState() if resume is None else resume
     past = resume.history
     history = History(model, step=list(past.step) if past else [], seconds=list(past.seconds) if past else [],
@@ -141,13 +153,14 @@ def train(
 
     per_step = model.w.shape[-2] * (batch_size if batch_size is not None and batch_size < len(x) else len(x))
 
-    def record(t, cur):
-        xt, yt = eval_data
+    def checkpoint(t, cur):
         history.step.append(resume.step + t)
         history.seconds.append(resume.seconds + elapsed)
         history.work.append(resume.work + t * per_step)
-        history.loss.append(loss(cur, x, y, smoothing=smoothing).detach().cpu())
-        history.accuracy.append(accuracy(cur, xt, yt).detach().cpu())
+        if "loss" in record:
+            history.loss.append(loss(cur, x, y, smoothing=smoothing).detach().cpu())
+        if "accuracy" in record:
+            history.accuracy.append(accuracy(cur, *eval_data).detach().cpu())
 
     elapsed, start = 0.0, time.perf_counter()
     for t in bar(range(1, steps + 1), progress=progress):
@@ -166,7 +179,7 @@ def train(
             elapsed += time.perf_counter() - start
             checks.finite(t, w, "memories")
             checks.finite(t, _finite_part(a), "class logits")
-            record(t, DAM(w, a, model.beta))
+            checkpoint(t, DAM(w, a, model.beta))
             start = time.perf_counter()
     if eval_every is None:
         elapsed += time.perf_counter() - start

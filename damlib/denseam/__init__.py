@@ -14,7 +14,17 @@ Every public name is re-exported here, so ``from damlib import denseam as dm`` r
 """
 
 from .model import Params, activate, centre, forward, gram_eigenvalues, init_params, mse, participation, relu_power_norm
-from .optimum import best_loss, has_optimum, max_stable, nearest_lr_index, optimal_lr, pinned_at_edge, transfer_factor
+from .optimum import (
+    Transfer,
+    best_loss,
+    has_optimum,
+    max_stable,
+    nearest_lr_index,
+    optimal_lr,
+    pinned_at_edge,
+    transfer,
+    transfer_factor,
+)
 from .settings import DEFAULTS, Defaults, SweepPlan, sweep_plan
 from .table import (
                       ACTIVATIONS,
@@ -45,8 +55,9 @@ from .training import (
 __all__ = [
     "ACTIVATIONS", "DEFAULTS", "DIMS", "NAIVE", "OPTIMIZERS", "RECORDS", "REGIMES", "SOFTMAX_SGD", "TABLE1",
     "Defaults", "History", "Monomial", "Parameterisation", "Params", "Scales", "Setup", "SweepPlan",
-    "Trainer", "activate", "batches", "best_loss", "centre", "first_updates", "forward",
+    "Trainer", "Transfer", "activate", "batches", "best_loss", "centre", "first_updates", "forward",
     "gaussian_data", "gram_eigenvalues", "has_optimum", "init_params", "k_only", "max_stable", "mse",
     "nearest_lr_index", "optimal_lr", "parameterisation", "participation", "pinned_at_edge",
-    "proportional", "relu_power_norm", "sweep", "sweep_plan", "transfer_factor",
+    "proportional", "relu_power_norm", "sweep", "sweep_plan", "transfer",
+    "transfer_factor",
 ]

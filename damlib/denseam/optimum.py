@@ -1,10 +1,12 @@
 """Reading a sweep: its optimal learning rate (one rule: :func:`optimal_lr`), the loss there, its
-stability edge, and how far the optimum moves across sizes (:func:`transfer_factor`)."""
+stability edge, and how far the optimum moves across sizes (:func:`transfer_factor`); :func:`transfer`
+reads all of them from one recipe's sweeps over sizes."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -82,3 +84,34 @@ def pinned_at_edge(history: History) -> bool:
 def nearest_lr_index(lrs: torch.Tensor, lr: float) -> int:
     """The index of the grid rate of ``lrs`` nearest ``lr`` on a logarithmic axis."""
     return int(torch.argmin((torch.as_tensor(lrs).log() - math.log(lr)).abs()))
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """How one recipe's optimum moves across the sizes of its sweeps (lists indexed by size).
+
+    ``optimum``: :func:`optimal_lr` (``nan`` where every rate diverged); ``best_loss``:
+    :func:`best_loss`; ``max_stable``: :func:`max_stable`; ``factor``: :func:`transfer_factor`.
+    """
+
+    optimum: list[float]
+    best_loss: list[float]
+    max_stable: list[float]
+    factor: float
+
+    def __str__(self) -> str:
+        def r(values, digits):
+            return [round(v, digits) for v in values]
+
+        return (f"optimal eta {r(self.optimum, 4)} factor {self.factor:.2f} best loss "
+                f"{r(self.best_loss, 3)} max stable {r(self.max_stable, 4)}")
+
+
+def transfer(histories: Sequence[History]) -> Transfer:
+    """The :class:`Transfer` of one recipe's sweeps ``histories``, one per size."""
+    return Transfer(
+        optimum=[optimal_lr(h) if has_optimum(h) else math.nan for h in histories],
+        best_loss=[best_loss(h) for h in histories],
+        max_stable=[max_stable(h) for h in histories],
+        factor=transfer_factor(histories),
+    )
