@@ -1,0 +1,84 @@
+"""The claims table of a chapter: each check of a paper's claim beside its control.
+
+A chapter adds one row per claim: the claim, its criterion, the value it measured and
+whether the criterion holds, and the control run that the claim says must fail (its
+value and whether it does fail the same criterion). ``frame()`` is the table the page
+shows; the chapter asserts on its columns.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+COLUMNS = (
+    "claim",
+    "criterion",
+    "value",
+    "holds",
+    "control",
+    "control_value",
+    "control_fails",
+)
+
+
+class Claims:
+    """Collects the rows of a claims table, in the order they are added."""
+
+    def __init__(self):
+        self.rows: list[dict] = []
+
+    def add(
+        self,
+        claim: str,
+        criterion: str,
+        value,
+        holds,
+        control: str | None = None,
+        control_value=None,
+        control_fails=None,
+    ) -> None:
+        """Add one claim.
+
+        Parameters
+        ----------
+        claim, criterion : str
+            What the paper says, and the test on ``value`` that checks it here.
+        value
+            The measured number (or count) the criterion is applied to.
+        holds : bool-like
+            Whether the criterion holds for ``value``.
+        control : str, optional
+            The run the claim says must fail the criterion (``None``: no control, for
+            example a numerical identity that tests the code).
+        control_value
+            The control's number, measured the same way.
+        control_fails : bool-like, optional
+            Whether the control fails the criterion (``None`` where not run).
+        """
+        if not isinstance(claim, str) or not claim:
+            raise ValueError(f"claim must be a non-empty string, got {claim!r}")
+        if not isinstance(criterion, str) or not criterion:
+            raise ValueError(f"criterion must be a non-empty string, got {criterion!r}")
+        if claim in self.claims():
+            raise ValueError(f"claim {claim!r} is already in the table")
+        if control is None and control_fails is not None:
+            raise ValueError("control_fails needs a control")
+        self.rows.append(
+            dict(
+                claim=claim,
+                criterion=criterion,
+                value=value,
+                holds=bool(holds),
+                control=control,
+                control_value=control_value,
+                control_fails=None if control_fails is None else bool(control_fails),
+            )
+        )
+
+    def claims(self) -> list[str]:
+        """The claims added so far, in order."""
+        return [row["claim"] for row in self.rows]
+
+    def frame(self) -> pd.DataFrame:
+        """The table: one row per claim, the columns of ``COLUMNS``."""
+        return pd.DataFrame(self.rows, columns=list(COLUMNS))

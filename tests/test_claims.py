@@ -1,0 +1,54 @@
+"""The claims table that chapters build and assert on."""
+
+import pandas as pd
+import pytest
+
+from damlib.claims import COLUMNS, Claims
+
+
+def test_frame_keeps_rows_in_order_with_the_columns():
+    claims = Claims()
+    claims.add("a grows", "end > start", 2.0, 2.0 > 0, "untrained", 0.0, True)
+    claims.add("b is exact", "error < 1e-12", 1e-15, True)
+    frame = claims.frame()
+    assert tuple(frame.columns) == COLUMNS
+    assert frame["claim"].tolist() == ["a grows", "b is exact"]
+    assert frame["holds"].tolist() == [True, True]
+    assert frame["control_fails"].notna().tolist() == [True, False]
+    assert bool(frame.loc[0, "control_fails"])
+    assert pd.isna(frame.loc[1, "control"])
+
+
+def test_truth_values_are_plain_bools():
+    import numpy as np
+    import torch
+
+    claims = Claims()
+    claims.add("c", "x > 0", 1.0, np.bool_(True), "ctl", -1.0, torch.tensor(False))
+    assert claims.rows[0]["holds"] is True
+    assert claims.rows[0]["control_fails"] is False
+
+
+def test_empty_table_has_the_columns():
+    assert tuple(Claims().frame().columns) == COLUMNS
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(claim="", criterion="x", value=1, holds=True), "claim"),
+        (dict(claim="c", criterion="", value=1, holds=True), "criterion"),
+        (dict(claim="c", criterion="x", value=1, holds=True, control_fails=True),
+         "control"),
+    ],
+)
+def test_bad_rows_name_the_argument(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        Claims().add(**kwargs)
+
+
+def test_a_claim_is_added_once():
+    claims = Claims()
+    claims.add("c", "x > 0", 1, True)
+    with pytest.raises(ValueError, match="already"):
+        claims.add("c", "x > 0", 2, True)
