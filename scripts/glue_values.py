@@ -42,9 +42,24 @@ def chapter_name(chapter: Path) -> str:
 
 
 def built(build: Path) -> dict[str, str]:
-    """Glue values of every chapter executed by a book build in ``build``."""
-    root = build / "jupyter_execute"
+    """Glue values of every chapter executed by a book build in ``build``.
+
+    The book executes through jupyter-cache (``execute_notebooks: cache``), so the executed
+    notebooks are read from ``build/.jupyter_cache``; a build without a cache (``execute_notebooks:
+    force``) leaves them in ``build/jupyter_execute`` instead.
+    """
     values = {}
+    cache_root = build / ".jupyter_cache"
+    if cache_root.is_dir():
+        from jupyter_cache import get_cache
+
+        cache = get_cache(cache_root)
+        for record in cache.list_cache_records():
+            cells = cache.get_cache_bundle(record.pk).nb.cells
+            chapter = chapter_name(Path(record.uri))
+            values.update({f"{chapter}:{k}": v for k, v in notebook_glue(cells).items()})
+        return dict(sorted(values.items()))
+    root = build / "jupyter_execute"
     for nb in sorted(root.rglob("*.ipynb")):
         chapter = nb.relative_to(root).with_suffix("").as_posix()
         cells = json.loads(nb.read_text(encoding="utf-8"))["cells"]

@@ -25,3 +25,18 @@ def test_chapter_name_is_the_same_in_every_checkout(tmp_path):
     assert glue_values.chapter_name(tmp_path / "copy" / "book" / "gd" / "particles.md") == "book/gd/particles"
     with pytest.raises(ValueError, match="chapter"):
         glue_values.chapter_name(tmp_path / "particles.md")
+
+
+def test_a_build_is_read_from_its_execution_cache(tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+
+    cell = nbformat.v4.new_code_cell("glue('v', 1.5)")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"text/plain": "1.5"},
+                                           metadata={"scrapbook": {"name": "v", "mime_prefix": ""}})]
+    notebook = nbformat.v4.new_notebook(cells=[cell])
+    cache = get_cache(tmp_path / "_build" / ".jupyter_cache")
+    cache.cache_notebook_bundle(CacheBundleIn(notebook, uri=str(tmp_path / "book" / "gd" / "x.md")),
+                                check_validity=False)
+    assert glue_values.built(tmp_path / "_build") == {"book/gd/x:v": "1.5"}
