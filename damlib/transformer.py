@@ -289,11 +289,15 @@ def forward(frozen: Frozen, params: dict[str, torch.Tensor], tokens: torch.Tenso
     a1 = torch.softmax(s1.masked_fill(future, -math.inf), dim=-1)
     x1 = x + a1 @ (x @ (frozen.WO1 @ frozen.WV1).T)                                # (R, B, T, d)
 
-    # layer 2 at the queried positions only
+    # layer 2 at the queried positions only. The run's matrices multiply all B L rows of a run at
+    # once: broadcasting them over B would copy them B times and sum their gradients back.
+    R, L, d = x1.shape[0], queries.shape[1], frozen.d
     q = x1[:, torch.arange(B, device=tokens.device)[:, None], queries]            # (R, B, L, d)
-    s2 = (q @ params["WK2"].unsqueeze(1)) @ x1.transpose(-1, -2) * scale                       # (R, B, L, T)
+    qk = (q.reshape(R, B * L, d) @ params["WK2"]).reshape(R, B, L, d)
+    s2 = qk @ x1.transpose(-1, -2) * scale                                         # (R, B, L, T)
     a2 = torch.softmax(s2.masked_fill(pos > queries[:, :, None], -math.inf), dim=-1)
-    x2 = q + (a2 @ x1) @ frozen.WV2.T @ params["WO2"].transpose(-1, -2).unsqueeze(1)
+    read = (a2 @ x1).reshape(R, B * L, d) @ (frozen.WV2.T @ params["WO2"].transpose(-1, -2))
+    x2 = q + read.reshape(R, B, L, d)
     return x2 @ frozen.U.T
 
 
