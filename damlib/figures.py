@@ -31,6 +31,11 @@ class PaperFigure:
     label: str
     summary: str
 
+    @property
+    def caption_label(self) -> str:
+        """How the book numbers the figure, in its caption and references: "hpt Fig. 16"."""
+        return f"{self.paper} {self.number}"
+
 
 FIGURES: tuple[PaperFigure, ...] = (
     PaperFigure("gd", "Thm 1", "fig-gd-particles",

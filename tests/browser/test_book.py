@@ -2,7 +2,8 @@
 contents typesets its maths, loads every image, and requests nothing beyond localhost; the
 gallery shows a thumbnail per registered figure; each precomputed explorer shows another frame
 after a slider moves; each chapter offers its executed notebook, outputs included; every link
-leads to a page of the build, or to the papers and the libraries used.
+leads to a page of the build, or to the papers and the libraries used; each registered figure
+offers its data as an ``.npz`` whose arrays are those its description lists.
 
 Run after a build (``jupyter-book build .``) with ``pytest tests/browser``; `.ci/run` does. It
 skips, saying why, where no build or no Chromium is at hand.
@@ -10,10 +11,13 @@ skips, saying why, where no build or no Chromium is at hand.
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import urllib.parse
 import urllib.request
 
+import numpy as np
 import pytest
 import yaml
 
@@ -64,6 +68,38 @@ def test_page_reads_offline(browser, page):
     assert not broken, f"{page}: images that did not load: {broken}"
     outside = local_requests(browser, outside=True)
     assert not outside, f"{page}: requests beyond localhost: {outside[:5]}"
+
+
+# {figure label: page} of every figure cell in the table of contents.
+FIGURE_PAGES = {name: page for page in PAGES
+                for name in re.findall(r"^\s+name: (fig-[\w-]+)$",
+                                       (ROOT / f"{page}.md").read_text(encoding="utf-8"), re.M)}
+DATA_LIMIT = 1 << 20  # bytes: a figure's data download stays small
+
+
+@pytest.mark.parametrize("fig", FIGURES, ids=lambda f: f.label)
+def test_figure_data_downloads(browser, fig):
+    page = FIGURE_PAGES[fig.label]
+    open_page(browser, page)
+    links = browser.execute_script(
+        "const f = document.getElementById(arguments[0]);"
+        "return f ? Array.from(f.querySelectorAll('.figure-data a')).map(a => a.href) : null;",
+        fig.label)
+    assert links is not None, f"{page}: no figure {fig.label}"
+    data = [h for h in links if h.endswith(f"/{fig.label}.npz")]
+    text = [h for h in links if h.endswith(f"/{fig.label}.txt")]
+    assert data and text, f"{page}: {fig.label} offers no data download and description: {links}"
+    with urllib.request.urlopen(data[0], timeout=10) as response:
+        raw = response.read()
+    assert len(raw) < DATA_LIMIT, f"{fig.label}: data download of {len(raw)} bytes"
+    with urllib.request.urlopen(text[0], timeout=10) as response:
+        description = response.read().decode()
+    assert fig.caption_label in description and fig.summary in description, description[:300]
+    listed = dict(re.findall(r"^(\w+) (\[[\d, ]*\]):", description, re.M))
+    with np.load(io.BytesIO(raw)) as arrays:
+        stored = {name: str(list(arrays[name].shape)) for name in arrays.files}
+    assert stored and stored == listed, (
+        f"{fig.label}: arrays stored {sorted(stored)[:6]}..., described {sorted(listed)[:6]}...")
 
 
 CHAPTERS = [p for p in PAGES if p.split("/")[1:2] in (["gd"], ["dam"], ["hpt"])]

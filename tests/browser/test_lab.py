@@ -93,6 +93,20 @@ return Array.from(panel.node.querySelectorAll('.widget-vbox')).filter(
   v => v.querySelector(':scope > .widget-output, :scope > .jupyter-widgets-output-area')
        && v.querySelector('.noUi-handle'));
 """
+# Figure outputs: those with a PNG, those that also carry their data (damlib.plotting.figure_data),
+# and the images JupyterLab rendered.
+FIGURES = PANEL + """
+let png = 0, data = 0;
+for (const cell of panel.content.model.cells) {
+  if (cell.type !== 'code') continue;
+  for (let i = 0; i < cell.outputs.length; i++) {
+    const bundle = cell.outputs.get(i).data || {};
+    png += 'image/png' in bundle;
+    data += 'image/png' in bundle && 'application/vnd.damlib.figure-data+json' in bundle;
+  }
+}
+return {png: png, data: data, shown: panel.node.querySelectorAll('.jp-RenderedImage img').length};
+"""
 LIVE_FRAME = """
 const img = arguments[0].querySelector('.widget-output img, .jupyter-widgets-output-area img');
 return img ? img.src.length + ':' + img.src.slice(-64) : '';
@@ -122,6 +136,11 @@ def test_chapter_opens_as_notebook_and_live_explorer_redraws(lab, chapter):
         message=f"{chapter}: running all cells did not finish")
     state = driver.execute_script(IDLE, chapter)
     assert not state["tracebacks"], f"{chapter}: a cell failed in JupyterLab: {state['tracebacks'][0]}"
+
+    figures = driver.execute_script(FIGURES, chapter)
+    assert figures["data"] > 0 and figures["shown"] >= figures["png"], (
+        f"{chapter}: of {figures['png']} figure outputs ({figures['data']} with their data), "
+        f"JupyterLab shows {figures['shown']} images")
 
     explorers = driver.execute_script(LIVE, chapter)
     assert explorers, f"{chapter}: no live explorer rendered in the notebook"
