@@ -8,6 +8,11 @@ Two directives, each replaced once every chapter has been read:
     a thumbnail of every figure with its paper number and summary, linking to its chapter.
 
 A registered figure that no chapter defines is reported as a warning, so ``-W`` builds fail.
+
+Figure numbers are the papers' own: a registered figure's caption number, and every
+``{numref}`` to it, read its paper key and number ("hpt Fig. 16"), not a count through the book
+(which would collide with the papers' numbers); a figure that is not registered is numbered
+"Book figure 1, 2, ..." among the unregistered ones.
 """
 
 from __future__ import annotations
@@ -37,6 +42,26 @@ class FigureIndex(SphinxDirective):
 class FigureGallery(SphinxDirective):
     def run(self):
         return [figure_listing(kind="gallery")]
+
+
+def _paper_numbers(app, env):
+    """Replace the book-wide figure numbers (run after Sphinx assigns them) by the papers'."""
+    registered = {fig.label: fig.caption_label for fig in FIGURES}
+    unregistered = 0
+    for numbers in env.toc_fignumbers.values():
+        figures = numbers.get("figure", {})
+        for figure_id in figures:
+            if figure_id in registered:
+                figures[figure_id] = (registered[figure_id],)
+            else:
+                unregistered += 1
+                figures[figure_id] = (f"Book figure {unregistered}",)
+    return []
+
+
+def _whole_label(app, config):
+    # A figure's number is its whole caption label, as _paper_numbers writes it.
+    config.numfig_format = {**config.numfig_format, "figure": "%s"}
 
 
 def _locate(app, label):
@@ -73,7 +98,7 @@ def _entries(app, fromdoc):
         docname, anchor, number, image = where
         href = f"{app.builder.get_relative_uri(fromdoc, docname)}#{anchor}"
         title = app.env.titles[docname].astext()
-        book_number = "Fig. " + ".".join(map(str, number)) if number else "figure"
+        book_number = ".".join(map(str, number)) if number else "figure"
         yield fig, href, title, book_number, _image_src(app, fromdoc, image)
 
 
@@ -129,6 +154,8 @@ def _add_css(app, pagename, templatename, context, doctree):
 def setup(app):
     # The chapters' kernels inherit the build's environment: no progress bars in the pages.
     os.environ["DAMLIB_PROGRESS"] = "0"
+    app.connect("config-inited", _whole_label, priority=900)  # after Sphinx's defaults (800)
+    app.connect("env-get-updated", _paper_numbers, priority=900)
     app.add_node(figure_listing)
     app.add_directive("figure-index", FigureIndex)
     app.add_directive("figure-gallery", FigureGallery)

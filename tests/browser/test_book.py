@@ -3,7 +3,8 @@ contents typesets its maths, loads every image, and requests nothing beyond loca
 gallery shows a thumbnail per registered figure; each precomputed explorer shows another frame
 after a slider moves; each chapter offers its executed notebook, outputs included; every link
 leads to a page of the build, or to the papers and the libraries used; each registered figure
-offers its data as an ``.npz`` whose arrays are those its description lists.
+offers its data as an ``.npz`` whose arrays are those its description lists, and is numbered by
+its paper ("hpt Fig. 16"), in its caption and in every reference to it.
 
 Run after a build (``jupyter-book build .``) with ``pytest tests/browser``; `.ci/run` does. It
 skips, saying why, where no build or no Chromium is at hand.
@@ -100,6 +101,30 @@ def test_figure_data_downloads(browser, fig):
         stored = {name: str(list(arrays[name].shape)) for name in arrays.files}
     assert stored and stored == listed, (
         f"{fig.label}: arrays stored {sorted(stored)[:6]}..., described {sorted(listed)[:6]}...")
+
+
+CAPTIONS = """
+return Array.from(document.querySelectorAll('figure')).map(f => [f.id,
+  (f.querySelector('.caption-number') || {textContent: ''}).textContent.trim()]);
+"""
+NUMREFS = """
+return Array.from(document.querySelectorAll('a.reference span.std-numref'))
+  .map(s => [s.parentElement.getAttribute('href').split('#').pop(), s.textContent.trim()]);
+"""
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_figures_numbered_by_their_paper(browser, page):
+    labels = {fig.label: fig.caption_label for fig in FIGURES}
+    open_page(browser, page)
+    captions = browser.execute_script(CAPTIONS)
+    wrong = [(i, n) for i, n in captions if i in labels and n != labels[i]]
+    assert not wrong, f"{page}: captions not numbered by their paper figure: {wrong}"
+    bare = [(i, n) for i, n in captions if re.fullmatch(r"(Fig\.|Figure)\s*[\d.]+", n)]
+    assert not bare, f"{page}: captions with a book-wide number: {bare}"
+    refs = browser.execute_script(NUMREFS)
+    wrong = [(i, t) for i, t in refs if i in labels and t != labels[i]]
+    assert not wrong, f"{page}: references that do not read the paper figure: {wrong}"
 
 
 CHAPTERS = [p for p in PAGES if p.split("/")[1:2] in (["gd"], ["dam"], ["hpt"])]
