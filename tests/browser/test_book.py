@@ -4,7 +4,8 @@ gallery shows a thumbnail per registered figure; each precomputed explorer shows
 after a slider moves; each chapter offers its executed notebook, outputs included; every link
 leads to a page of the build, or to the papers and the libraries used; each registered figure
 offers its data as an ``.npz`` whose arrays are those its description lists, and is numbered by
-its paper ("hpt Fig. 16"), in its caption and in every reference to it.
+its paper ("hpt Fig. 16"), in its caption and in every reference to it; each chapter links
+the API entry of every damlib function and class its code uses, and every such link resolves.
 
 Run after a build (``jupyter-book build .``) with ``pytest tests/browser``; `.ci/run` does. It
 skips, saying why, where no build or no Chromium is at hand.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import sys
 import urllib.parse
 import urllib.request
 
@@ -25,6 +27,9 @@ import yaml
 from damlib.figures import FIGURES
 
 from .browser import ROOT, local_requests, open_page
+
+sys.path.insert(0, str(ROOT / "book" / "_ext"))
+import api_links  # noqa: E402
 
 TOC = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
 PAGES = [TOC["root"]] + [c["file"] for part in TOC["parts"] for c in part["chapters"]]
@@ -125,6 +130,29 @@ def test_figures_numbered_by_their_paper(browser, page):
     refs = browser.execute_script(NUMREFS)
     wrong = [(i, t) for i, t in refs if i in labels and t != labels[i]]
     assert not wrong, f"{page}: references that do not read the paper figure: {wrong}"
+
+
+API_LINKS = """
+return Array.from(document.querySelectorAll('a[href*="api/"]')).map(a => a.getAttribute('href'));
+"""
+UNRESOLVED = """
+return Array.from(document.querySelectorAll('code.xref')).filter(c => !c.closest('a'))
+  .map(c => c.textContent.trim());
+"""
+
+
+USES = {p: api_links.used(api_links.chapter_code(ROOT / f"{p}.md")) for p in PAGES
+        if "kernelspec:" in (ROOT / f"{p}.md").read_text(encoding="utf-8")[:800]}
+
+
+@pytest.mark.parametrize("page", [p for p in USES if USES[p]])
+def test_chapter_links_the_api_it_uses(browser, page):
+    open_page(browser, page)
+    linked = {href.split("#")[-1] for href in browser.execute_script(API_LINKS) if "#" in href}
+    missing = [name for name in USES[page] if name not in linked]
+    assert not missing, f"{page}: its code uses, its page does not link: {missing}"
+    unresolved = browser.execute_script(UNRESOLVED)
+    assert not unresolved, f"{page}: references to the API that lead nowhere: {unresolved}"
 
 
 CHAPTERS = [p for p in PAGES if p.split("/")[1:2] in (["gd"], ["dam"], ["hpt"])]
