@@ -3,7 +3,8 @@
 Modules
 -------
 config       device, run scale (``DAMLIB_SCALE``) and seeding
-checks       argument checks and the divergence error
+checks       argument checks, the divergence error and its on-device watch
+device_audit the device-discipline audit: factory calls without device= (``DAMLIB_DEVICE_AUDIT=1``)
 memory       the linear associative memory of Cabannes, Simsek and Bietti (2024)
 train        whole sweeps of memories (GD, SGD) as one batched tensor program
 transformer  the induction-head task and the two-layer attention-only transformer (gd, section 5.3)
@@ -22,3 +23,8 @@ from .config import by_scale, device, generator, scale
 
 __all__ = ["DivergenceError", "by_scale", "device", "generator", "scale"]
 __version__ = "0.1.0"
+
+if __import__("os").environ.get("DAMLIB_DEVICE_AUDIT", "").strip() == "1":
+    from . import device_audit as _device_audit
+
+    _device_audit.install()

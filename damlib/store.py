@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import __version__, config
+from . import __version__, checks, config
 
 FORMAT = 1
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+=-]*")
@@ -137,6 +137,8 @@ def default_root() -> Path:
 
 def resolve_root(root: str | os.PathLike | None = None) -> Path:
     """``root`` when given, else :func:`default_root`."""
+    if root is not None and not isinstance(root, (str, os.PathLike)):
+        raise ValueError(f"root must be a folder path, got {type(root).__name__}")
     return Path(root).expanduser() if root is not None else default_root()
 
 
@@ -158,6 +160,8 @@ def paths(experiment: str, shard: str, *, root=None) -> tuple[Path, Path]:
 
 def rerun_command(experiment: str, shard: str, *, root=None) -> str:
     """The shell command that (re)computes one shard into the store at ``root``."""
+    _check_name("experiment", experiment)
+    _check_name("shard", shard)
     cmd = f"python -m damlib.experiments run {shlex.quote(experiment)} {shlex.quote(shard)}"
     where = resolve_root(root).resolve()
     if where != (_PACKAGE_ROOT / "results").resolve():
@@ -298,7 +302,10 @@ def provenance(device: torch.device | str | None = None) -> dict:
     """What a stored run records about where it ran: damlib, torch, git commit (``None`` outside a
     git checkout) and whether the checkout had uncommitted changes (outside ``results/``), the
     device and its name, torch's thread count, the date."""
-    dev = torch.device(device) if device is not None else config.device()
+    try:
+        dev = torch.device(device) if device is not None else config.device()
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device must name a torch device, got {device!r} ({err})") from None
     commit = _git("rev-parse", "HEAD")
     dirty = None
     if commit is not None:
@@ -581,6 +588,7 @@ def verify(shard: Shard, recomputed: Mapping[str, Any], *, rtol: float, atol: fl
 
 def duration(seconds: float) -> str:
     """A wall time for a reader: ``"42 s"``, ``"3.5 min"``, ``"2.1 h"``."""
+    checks.positive("seconds", seconds, allow_zero=True)
     if seconds < 60:
         return f"{seconds:.2g} s" if seconds < 10 else f"{seconds:.0f} s"
     if seconds < 3600:
@@ -591,6 +599,8 @@ def duration(seconds: float) -> str:
 def describe(shard: Shard) -> str:
     """One sentence for a caption: where, how long, when and by which command the run was made
     (the sizes are the chapter's to state)."""
+    if not isinstance(shard, Shard):
+        raise ValueError(f"shard must be a Shard (store.read), got {type(shard).__name__}")
     meta = shard.meta
     device = meta.get("device", "?")
     name = meta.get("device_name")

@@ -67,24 +67,24 @@ def check_record(record, names: tuple[str, ...]) -> None:
 def recorded_steps(at, steps: int) -> torch.Tensor:
     """The sorted step indices ``(S,)`` to record: ``at`` (in ``0..steps``) or, if ``None``, all."""
     if at is None:
-        return torch.arange(steps + 1)
-    at = torch.as_tensor(at, dtype=torch.long).flatten().unique(sorted=True)
-    if at.numel() == 0 or int(at[0]) < 0 or int(at[-1]) > steps:
-        raise ValueError(f"at must hold step indices in [0, steps={steps}], got {at.tolist()[:8]}")
+        return torch.arange(steps + 1, device="cpu")
+    at = checks.indices("at", at, steps + 1, device="cpu").flatten().unique(sorted=True)
+    if at.numel() == 0:
+        raise ValueError(f"at must hold step indices in [0, steps={steps}], got none")
     return at
 
 
-def _check_sweep(W0, E, U, p, targets, lr, steps, record, at, batch_size):
+def _check_sweep(W0, E, U, p, targets, lr, steps, record, at, batch_size, generator):
     am.check_problem(E, U, p, targets)
     checks.shape("W0", W0, (E.shape[-1], U.shape[-1]))
-    lr = torch.as_tensor(lr, dtype=W0.dtype, device=W0.device)
-    if not bool(torch.isfinite(lr).all()) or bool((lr < 0).any()):
-        raise ValueError(f"lr must be finite and non-negative, got {lr.flatten()[:6].tolist()}")
+    checks.finite_data("W0", W0)
+    lr = checks.in_range("lr", checks.real_tensor("lr", lr, dtype=W0.dtype, device=W0.device), 0)
     checks.positive_int("steps", steps)
     check_record(record, RECORDS)
     at = recorded_steps(at, steps)
     if batch_size is not None:
         checks.positive_int("batch_size", batch_size)
+        checks.generator("generator", generator, device=p.device)
     return lr, at
 
 
@@ -158,7 +158,7 @@ def sweep(
     DivergenceError
         At the first step where some run's ``W`` is not finite.
     """
-    lr, at = _check_sweep(W0, E, U, p, targets, lr, steps, record, at, batch_size)
+    lr, at = _check_sweep(W0, E, U, p, targets, lr, steps, record, at, batch_size, generator)
     shape = _batch_shape(W0, E, U, p, lr)
     n = E.shape[-2]
     W = W0.expand(*shape, *W0.shape[-2:]).clone()
@@ -167,16 +167,15 @@ def sweep(
     Et = E.transpose(-1, -2)
     if batch_size is not None:
         p_flat = p_full.reshape(-1, n)
-        if generator is not None and generator.device != p_flat.device:
-            raise ValueError(f"generator must live on {p_flat.device}, got {generator.device}")
 
     first = torch.full(shape, -1, dtype=torch.long, device=W.device)
-    wanted = torch.zeros(steps + 1, dtype=torch.bool)
+    watch = checks.Watch()
+    wanted = torch.zeros(steps + 1, dtype=torch.bool, device="cpu")
     wanted[at] = True
     out: dict[str, list[torch.Tensor]] = {name: [] for name in record}
 
     def observe(t: int, S: torch.Tensor) -> None:
-        perfect = (am.margins(S, targets) > 0) | (p_full == 0)
+        perfect = (am._margins(S, targets) > 0) | (p_full == 0)
         first.masked_fill_(perfect.all(-1) & (first < 0), t)
         if not wanted[t]:
             return
@@ -186,23 +185,26 @@ def sweep(
             elif name == "scores":
                 out[name].append(S)
             elif name == "loss":
-                out[name].append(am.loss_from_scores(S, p_full, targets))
+                out[name].append(am._loss_from_scores(S, p_full, targets))
             elif name == "zero_one":
-                out[name].append(am.zero_one_loss(S, p_full, targets))
+                out[name].append(am._zero_one(S, p_full, targets))
             elif name == "margins":
-                out[name].append(am.margins(S, targets))
+                out[name].append(am._margins(S, targets))
             else:
                 out[name].append(am.sharpness(W, E, U, p_full, targets))
 
     for t in bar(range(steps + 1), desc="steps", progress=progress):
-        S = am.scores(W, E, U)
+        S = am._scores(W, E, U)
+        # the scores of a finite W can still overflow; both are watched, read once at the end
+        watch.see(t, S, "scores")
         observe(t, S)
         if t == steps:
             break
         weights = p_full if batch_size is None else _minibatch(p_flat, batch_size, generator).view_as(p_full)
-        R = am.residuals(S, targets)
+        R = am._residuals(S, targets)
         W = W - eta * (Et @ (weights.unsqueeze(-1) * R) @ U)
-        checks.finite(t + 1, W, "matrix W")
+        watch.see(t + 1, W, "matrix W")
+    watch.check()
     records = {name: torch.stack(values) for name, values in out.items()}
     return Sweep(steps=at.to(W.device), records=records, first_perfect=first, W=W)
 
@@ -235,7 +237,9 @@ def first_perfect_step(
     long tensor ``(*)``
         The first step with every token right, ``-1`` if none within ``steps`` steps.
     """
+    checks.shape("E", E, (None, None))
     if U is None:
+        checks.indices("targets", targets, dim=1)
         U = torch.eye(int(targets.max()) + 1, dtype=E.dtype, device=E.device)
     W0 = torch.zeros(E.shape[-1], U.shape[-1], dtype=E.dtype, device=E.device)
     return sweep(W0, E, U, p, targets, lr=lr, steps=steps, record=(), at=[0]).first_perfect
@@ -290,10 +294,12 @@ def plane_picture(
         ``path_sharpness`` when ``"sharpness"`` is in ``fields``), ``first_perfect (R,)``.
     """
     checks.shape("E", E, (None, 2))
+    checks.positive_int("steps", steps)
+    checks.positive_int("resolution", resolution)
     points = am.plane_grid(g0_range, g1_range, resolution, dtype=E.dtype, device=E.device)
     out = {"points": points, **am.landscape(points, E, p, targets, fields=fields)}
-    lr = torch.as_tensor(lr, dtype=E.dtype, device=E.device).reshape(-1)
-    W0 = am.plane_to_matrix(torch.as_tensor(g_start, dtype=E.dtype, device=E.device))
+    lr = checks.real_tensor("lr", lr, dtype=E.dtype, device=E.device).reshape(-1)
+    W0 = am.plane_to_matrix(checks.real_tensor("g_start", g_start, dtype=E.dtype, device=E.device))
     U = torch.eye(2, dtype=E.dtype, device=E.device)
     record = ("W", "loss", "zero_one") + (("sharpness",) if "sharpness" in fields else ())
     run = sweep(W0, E, U, p, targets, lr=lr, steps=steps, record=record,
@@ -339,14 +345,16 @@ def plane_states(alphas, p1s, lrs, *, steps: int = 35, resolution: int = 60, g0_
         ``loss`` and ``zero_one`` ``(resolution, resolution)``, ``path (steps + 1, 2)``,
         ``path_loss`` and ``path_zero_one`` ``(steps + 1,)``.
     """
-    for name, values in (("alphas", alphas), ("p1s", p1s), ("lrs", lrs)):
-        if len(values) == 0:
-            raise ValueError(f"{name} must hold at least one value")
-    if not all(0 < p1 < 1 for p1 in p1s):
-        raise ValueError(f"p1s must lie in (0, 1), got {list(p1s)!r}")
     kw = dict(dtype=dtype, device=device if device is not None else default_device())
-    a = torch.as_tensor(alphas, **kw)
-    p1 = torch.as_tensor(p1s, **kw)
+    for name, values in (("alphas", alphas), ("p1s", p1s), ("lrs", lrs)):
+        if isinstance(values, str) or not isinstance(values, (list, tuple)) or len(values) == 0:
+            raise ValueError(f"{name} must be a non-empty sequence of numbers, got {values!r}")
+        checks.real_tensor(name, values, **kw)
+    checks.positive_int("steps", steps)
+    checks.positive_int("resolution", resolution)
+    p1 = checks.in_range("p1s", checks.real_tensor("p1s", p1s, **kw), 0, 1, lo_open=True, hi_open=True)
+    a = checks.real_tensor("alphas", alphas, **kw)
+    checks.in_range("lrs", checks.real_tensor("lrs", lrs, **kw), 0)
     E = am.correlated_pair(a)[:, None, None]                                   # (A, 1, 1, 2, 2)
     p = torch.stack([p1, 1 - p1], -1)[None, :, None]                            # (1, P, 1, 2)
     lr = torch.as_tensor(lrs, **kw)[None, None, :]                              # (1, 1, L)

@@ -41,7 +41,7 @@ import torch
 
 from . import checks
 from .data import CharTable, load_shakespeare_table
-from .memory import margins as _row_margins
+from .memory import _margins as _row_margins
 from .progress import bar
 from .train import check_record, recorded_steps
 
@@ -69,6 +69,8 @@ def make_task(k: int = 5, table: CharTable | None = None, *, triggers=None) -> T
     law as its next-token law. Probabilities are float64.
     """
     table = load_shakespeare_table() if table is None else table
+    if not isinstance(table, CharTable):
+        raise ValueError(f"table must be a CharTable, got {type(table).__name__}")
     v = len(table.vocab)
     unigram = table.unigram.double()
     if float(unigram.sum()) <= 0:
@@ -83,12 +85,10 @@ def make_task(k: int = 5, table: CharTable | None = None, *, triggers=None) -> T
             raise ValueError(f"k must be smaller than the vocabulary ({v}), got {k}")
         trig = unigram.argsort(descending=True, stable=True)[:k]
     else:
-        trig = table.encode(triggers) if isinstance(triggers, str) else torch.as_tensor(triggers)
-        trig = trig.long().flatten()
+        trig = (table.encode(triggers) if isinstance(triggers, str)
+                else checks.indices("triggers", triggers, v, device="cpu")).flatten()
         if trig.numel() == 0 or len(set(trig.tolist())) != trig.numel():
             raise ValueError(f"triggers must be distinct tokens, got {trig.tolist()}")
-        if bool((trig < 0).any()) or bool((trig >= v).any()):
-            raise ValueError(f"triggers must be token ids in [0, {v}), got {trig.tolist()}")
     return Task(unigram, transition, trig, table.vocab)
 
 
@@ -117,6 +117,8 @@ class Sequences:
 
 def loss_mask(tokens: torch.Tensor, triggers: torch.Tensor) -> torch.Tensor:
     """Positions ``(n, T)`` holding a trigger that already occurred earlier in its sequence."""
+    checks.indices("tokens", tokens, dim=2)
+    checks.indices("triggers", triggers, dim=1)
     mask = torch.zeros_like(tokens, dtype=torch.bool)
     for q in triggers.tolist():  # k is small (5): one pass per trigger
         hit = tokens == q
@@ -132,8 +134,11 @@ def sample_sequences(task: Task, n: int, length: int, *, generator: torch.Genera
     trigger and sequence. Sampling is vectorised over sequences (a loop over positions) and runs
     on the generator's device.
     """
+    if not isinstance(task, Task):
+        raise ValueError(f"task must be a Task (make_task), got {type(task).__name__}")
     checks.positive_int("n", n)
     checks.positive_int("length", length)
+    checks.generator("generator", generator)
     if length < 2:
         raise ValueError(f"length must be at least 2, got {length}")
     dev = generator.device
@@ -189,6 +194,7 @@ def init_frozen(vocab_size: int, d: int, length: int, *, generator: torch.Genera
     layer, as in the code of Bietti et al. 2023)."""
     for name, value in (("vocab_size", vocab_size), ("d", d), ("length", length)):
         checks.positive_int(name, value)
+    checks.generator("generator", generator)
     dev, b = generator.device, 1 / math.sqrt(d)
     E = torch.randn(vocab_size, d, generator=generator, device=dev, dtype=dtype)
     P = torch.randn(length, d, generator=generator, device=dev, dtype=dtype)
@@ -200,7 +206,10 @@ def init_params(frozen: Frozen, runs: int, *,
                 generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
     """Trainable matrices ``(runs, d, d)``, the same for every run: uniform on ``[-1/sqrt(d), 1/sqrt(d)]``
     (torch's default) when a generator is given, zero otherwise."""
+    _check_frozen(frozen)
     checks.positive_int("runs", runs)
+    if generator is not None:
+        checks.generator("generator", generator)
     d, dtype = frozen.d, frozen.E.dtype
     out = {}
     for name in TRAINABLE:
@@ -227,13 +236,21 @@ def induction_keys(frozen: Frozen, triggers: torch.Tensor, strength: float) -> d
     over the triggers ``q`` (matching head), scaled so that the right attention score is about
     ``strength``.
     """
+    _check_frozen(frozen)
     checks.positive("strength", strength)
+    triggers = checks.indices("triggers", triggers, frozen.E.shape[0], dim=1, device=frozen.E.device)
     P, E = frozen.P, frozen.E
     return {"WK1": _outer_memory(P[1:], P[:-1], strength),
             "WK2": _outer_memory(E[triggers], E[triggers] @ (frozen.WO1 @ frozen.WV1).T, strength)}
 
 
-def _check_params(frozen: Frozen, params: dict[str, torch.Tensor]) -> int:
+def _check_frozen(frozen) -> None:
+    if not isinstance(frozen, Frozen):
+        raise ValueError(f"frozen must be a Frozen (init_frozen), got {type(frozen).__name__}")
+
+
+def _check_params(frozen: Frozen, params: dict[str, torch.Tensor], *, values: bool = True) -> int:
+    _check_frozen(frozen)
     if not isinstance(params, dict) or set(params) != set(TRAINABLE):
         got = sorted(params) if isinstance(params, dict) else params
         raise ValueError(f"params must map exactly {TRAINABLE} to tensors, got {got!r}")
@@ -244,6 +261,8 @@ def _check_params(frozen: Frozen, params: dict[str, torch.Tensor]) -> int:
             raise ValueError(f"params[{name!r}] must have shape (R, {frozen.d}, {frozen.d}) with one R "
                              f"for all three, got {tuple(params[name].shape)}")
         runs = params[name].shape[0]
+        if values:
+            checks.finite_data(f"params[{name!r}]", params[name])
     return runs
 
 
@@ -261,6 +280,13 @@ def forward(frozen: Frozen, params: dict[str, torch.Tensor], tokens: torch.Tenso
     _check_params(frozen, params)
     if not isinstance(tokens, torch.Tensor) or tokens.dim() != 2 or tokens.dtype != torch.long:
         raise ValueError(f"tokens must be a long tensor of shape (B, T), got {tokens!r}")
+    checks.indices("tokens", tokens, frozen.E.shape[0])
+    if queries is not None and not isinstance(queries, torch.Tensor):
+        raise ValueError(f"queries must be a long tensor (B, L), got {type(queries).__name__}")
+    return _forward(frozen, params, tokens, queries)
+
+
+def _forward(frozen, params, tokens, queries=None):
     B, T = tokens.shape
     if T > frozen.P.shape[0]:
         raise ValueError(f"tokens has {T} positions, more than the {frozen.P.shape[0]} positional embeddings")
@@ -304,6 +330,7 @@ def forward(frozen: Frozen, params: dict[str, torch.Tensor], tokens: torch.Tenso
 def loss_positions(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The loss positions of each sequence, padded: ``queries (B, L)`` and ``valid (B, L)`` bool,
     with ``L`` the largest count in a sequence (padding points at position 0 and is not valid)."""
+    checks.tensor("mask", mask, dim=2, dtype=torch.bool)
     T = mask.shape[-1]
     pos = torch.arange(T, device=mask.device)
     L = max(int(mask.sum(-1).max()), 1)
@@ -315,7 +342,7 @@ def loss_positions(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def _losses(frozen, params, seqs: Sequences):
     """Cross-entropy and correctness at the loss positions, ``(R, B, L)`` each, zero at padding."""
     queries, valid = loss_positions(seqs.mask)
-    logits = forward(frozen, params, seqs.tokens, queries)                          # (R, B, L, V)
+    logits = _forward(frozen, params, seqs.tokens, queries)                          # (R, B, L, V)
     target = seqs.targets.gather(1, queries)                                        # (B, L)
     logp = torch.log_softmax(logits, dim=-1)
     ce = -logp.gather(-1, target.expand(logp.shape[:-1]).unsqueeze(-1)).squeeze(-1)
@@ -336,6 +363,8 @@ def _chunks(n: int, chunk: int | None):
 def _check_seqs(seqs: Sequences) -> int:
     if not isinstance(seqs, Sequences):
         raise ValueError(f"seqs must be Sequences, got {type(seqs).__name__}")
+    if seqs.tokens.dim() != 2 or seqs.mask.shape != seqs.tokens.shape:
+        raise ValueError(f"seqs must hold tokens and mask of one shape (n, T), got {tuple(seqs.tokens.shape)}")
     total = int(seqs.mask.sum())
     if total == 0:
         raise ValueError("seqs has no loss positions (no trigger occurs twice): use longer or more sequences")
@@ -352,10 +381,18 @@ def loss_and_gradient(frozen: Frozen, params: dict[str, torch.Tensor], seqs: Seq
     chunk size (up to float round-off).
     """
     _check_params(frozen, params)
-    trained = tuple(trained)
+    trained = _check_trained(trained)
+    return _loss_and_gradient(frozen, params, seqs, trained, chunk, _check_seqs(seqs))
+
+
+def _check_trained(trained) -> tuple[str, ...]:
+    trained = (trained,) if isinstance(trained, str) else tuple(trained)
     if not trained or any(name not in TRAINABLE for name in trained):
         raise ValueError(f"trained must be a non-empty subset of {TRAINABLE}, got {trained!r}")
-    total = _check_seqs(seqs)
+    return trained
+
+
+def _loss_and_gradient(frozen, params, seqs, trained, chunk, total):
     leaves = {n: p.detach().requires_grad_(n in trained) for n, p in params.items()}
     loss = torch.zeros(params["WO2"].shape[0], dtype=params["WO2"].dtype, device=params["WO2"].device)
     grads = {n: torch.zeros_like(params[n]) for n in trained}
@@ -369,9 +406,8 @@ def loss_and_gradient(frozen: Frozen, params: dict[str, torch.Tensor], seqs: Seq
 
 
 @torch.no_grad()
-def _loss(frozen, params, seqs: Sequences, chunk: int | None) -> torch.Tensor:
+def _loss(frozen, params, seqs: Sequences, chunk: int | None, total: int) -> torch.Tensor:
     """The loss of :func:`loss_and_gradient` (same arithmetic, same value), without the gradient."""
-    total = _check_seqs(seqs)
     loss = torch.zeros(params["WO2"].shape[0], dtype=params["WO2"].dtype, device=params["WO2"].device)
     for part in _chunks(len(seqs), chunk):
         loss += _loss_sum(frozen, params, seqs[part]) / total
@@ -442,7 +478,7 @@ def _recorder(frozen: Frozen, record, output_tokens, induction_tokens):
 
 
 def _check_lr(lr, runs: int, like: torch.Tensor) -> torch.Tensor:
-    lr = torch.as_tensor(lr, dtype=like.dtype, device=like.device).flatten()
+    lr = checks.real_tensor("lr", lr, dtype=like.dtype, device=like.device).flatten()
     if lr.numel() == 1:
         lr = lr.expand(runs)
     if lr.numel() != runs or not bool(torch.isfinite(lr).all()) or bool((lr <= 0).any()):
@@ -512,21 +548,26 @@ def train(
     state = start if isinstance(start, State) else State(start, 0)
     runs = _check_params(frozen, state.params)
     checks.positive_int("steps", steps)
-    if not isinstance(state.step, int) or state.step < 0:
+    if isinstance(state.step, bool) or not isinstance(state.step, int) or state.step < 0:
         raise ValueError(f"start.step must be a non-negative int, got {state.step!r}")
     lr = _check_lr(lr, runs, state.params["WO2"])
+    trained = _check_trained(trained)
+    total = _check_seqs(seqs)
+    if chunk is not None:
+        checks.positive_int("chunk", chunk)
     measures = _recorder(frozen, record, output_tokens, induction_tokens)
     at = recorded_steps(at, steps)
-    wanted = torch.zeros(steps + 1, dtype=torch.bool)
+    wanted = torch.zeros(steps + 1, dtype=torch.bool, device="cpu")
     wanted[at] = True
     params = {n: p.detach().clone() for n, p in state.params.items()}
     out: dict[str, list] = {name: [] for name in record}
+    watch = checks.Watch()
     for t in bar(range(steps + 1), desc="GD steps", progress=progress):
         if t < steps:
-            loss, grads = loss_and_gradient(frozen, params, seqs, trained=trained, chunk=chunk)
+            loss, grads = _loss_and_gradient(frozen, params, seqs, trained, chunk, total)
         else:
-            loss = _loss(frozen, params, seqs, chunk)
-        checks.finite(state.step + t, loss, "loss")
+            loss = _loss(frozen, params, seqs, chunk, total)
+        watch.see(state.step + t, loss, "loss")
         if wanted[t]:
             if "loss" in out:
                 out["loss"].append(loss)
@@ -535,7 +576,8 @@ def train(
         if t < steps:
             for name, g in grads.items():
                 params[name] -= lr[:, None, None] * g
-                checks.finite(state.step + t + 1, params[name], name)
+                watch.see(state.step + t + 1, params[name], name)
+    watch.check()
     records = {name: torch.stack(values) for name, values in out.items()}
     return Run(steps=at.to(params["WO2"].device) + state.step, records=records,
                state=State(params, state.step + steps))
@@ -551,17 +593,19 @@ def association_margins(W: torch.Tensor, left: torch.Tensor, right: torch.Tensor
     (m, d)``); its margin is ``s_{i, correct_i} - max_{j != correct_i, allowed_ij} s_ij``, shape
     ``(..., n)``. ``allowed (n, m)`` bool restricts the competitors (default: all).
     """
+    checks.shape("left", left, (None, None), batch=False)
+    checks.shape("right", right, (None, None), batch=False)
     checks.shape("W", W, (left.shape[-1], right.shape[-1]))
-    checks.shape("left", left, (None, W.shape[-2]))
-    checks.shape("right", right, (None, W.shape[-1]))
+    for name, t in (("W", W), ("left", left), ("right", right)):
+        checks.finite_data(name, t)
     n, m = left.shape[0], right.shape[0]
+    checks.number("scale", scale)
     if not isinstance(correct, torch.Tensor) or correct.dtype != torch.long or correct.shape != (n,):
         raise ValueError(f"correct must be a long tensor of shape ({n},), got {correct!r}")
-    if bool((correct < 0).any()) or bool((correct >= m).any()):
-        raise ValueError(f"correct must hold indices in [0, {m}), got {correct.tolist()}")
+    checks.indices("correct", correct, m)
     S = scale * (left @ W @ right.T)                                               # (..., n, m)
     if allowed is not None:
-        if allowed.shape != (n, m) or allowed.dtype != torch.bool:
+        if not isinstance(allowed, torch.Tensor) or allowed.shape != (n, m) or allowed.dtype != torch.bool:
             raise ValueError(f"allowed must be a bool tensor of shape ({n}, {m}), "
                              f"got {allowed.dtype} {tuple(allowed.shape)}")
         competitors = allowed.clone()
@@ -581,6 +625,8 @@ def output_margins(frozen: Frozen, WO2: torch.Tensor, tokens: torch.Tensor) -> t
 
     ``s_kj = u_j^T W_O2 W_V2 e_k``: copying token ``k`` writes its own unembedding.
     """
+    _check_frozen(frozen)
+    tokens = checks.indices("tokens", tokens, frozen.E.shape[0], dim=1)
     inputs = frozen.E[tokens] @ frozen.WV2.T                                       # (n, d) rows W_V2 e_k
     return association_margins(WO2.transpose(-1, -2), inputs, frozen.U, tokens)
 
@@ -592,6 +638,8 @@ def induction_margins(frozen: Frozen, WK2: torch.Tensor, tokens: torch.Tensor) -
 
     The key ``W_O1 W_V1 e_j`` is what the first layer writes at the position after token ``j``.
     """
+    _check_frozen(frozen)
+    tokens = checks.indices("tokens", tokens, frozen.E.shape[0], dim=1)
     keys = frozen.E @ (frozen.WO1 @ frozen.WV1).T                                  # (V, d)
     return association_margins(WK2, frozen.E[tokens], keys, tokens, scale=1 / math.sqrt(frozen.d))
 
@@ -599,6 +647,7 @@ def induction_margins(frozen: Frozen, WK2: torch.Tensor, tokens: torch.Tensor) -
 def previous_token_margins(frozen: Frozen, WK1: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     """Margins ``(..., n)`` of ``W_K1`` for query positions ``t`` (``(n,)``, each at least 1):
     ``s_ts = p_t^T W_K1 p_s / sqrt(d)`` over the visible keys ``s <= t``, right key ``t - 1``."""
+    _check_frozen(frozen)
     T = frozen.P.shape[0]
     if not isinstance(positions, torch.Tensor) or positions.dtype != torch.long or positions.dim() != 1:
         raise ValueError(f"positions must be a 1-d long tensor, got {positions!r}")

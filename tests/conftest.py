@@ -32,3 +32,18 @@ def memory_problem(float64):
     E = am.sphere_embeddings(n, d, generator=gen)
     U = am.sphere_embeddings(m, d, generator=gen)
     return E, U, am.zipf_frequencies(n), torch.arange(n) % m
+
+
+@pytest.fixture(autouse=True)
+def device_discipline(request):
+    """Every unit test runs under damlib.device_audit.FactoryAudit: a damlib factory call without device=
+    (which on a GPU run would put the tensor on the CPU, away from its inputs) fails the test."""
+    from damlib.device_audit import FactoryAudit
+
+    if request.node.get_closest_marker("no_device_audit"):
+        yield
+        return
+    audit = FactoryAudit()
+    with audit:
+        yield
+    assert not audit.calls, f"damlib created tensors without device=: {sorted(set(audit.calls))}"

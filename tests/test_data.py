@@ -34,6 +34,17 @@ def test_load_idx_folder(idx_folder, monkeypatch):
     assert data.load_mnist().source.startswith("MNIST IDX files")
 
 
+def test_idx_files_of_other_images_are_refused_at_load(tmp_path, monkeypatch):
+    # well-formed IDX files of 3x3 images used to load and fail later, in coarse_grain
+    rng = np.random.default_rng(0)
+    for key, stem in data.IDX_FILES.items():
+        arr = rng.integers(0, 256, (4, 3, 3)) if key.endswith("x") else rng.integers(0, 10, 4)
+        _write_idx(tmp_path / stem, arr)
+    monkeypatch.setenv("DAMLIB_MNIST", str(tmp_path))
+    with pytest.raises(ValueError, match="28x28"):
+        data.load_mnist()
+
+
 def test_subset_fallback(monkeypatch):
     monkeypatch.delenv("DAMLIB_MNIST", raising=False)
     digits = data.load_mnist()

@@ -71,6 +71,15 @@ class DAM:
         flat = self.logits.flatten(-2).softmax(-1)
         return flat.reshape(self.logits.shape)
 
+    @classmethod
+    def _unchecked(cls, w: torch.Tensor, logits: torch.Tensor, beta: torch.Tensor) -> DAM:
+        """A model built inside a loop, from tensors the loop made: no checks, no host sync."""
+        model = object.__new__(cls)
+        object.__setattr__(model, "w", w)
+        object.__setattr__(model, "logits", logits)
+        object.__setattr__(model, "beta", beta)
+        return model
+
     def to(self, *args, **kwargs) -> DAM:
         return DAM(self.w.to(*args, **kwargs), self.logits.to(*args, **kwargs), self.beta.to(*args, **kwargs))
 
@@ -87,13 +96,12 @@ def make_model(w: torch.Tensor, labels: torch.Tensor, n_classes: int, beta, *, p
     tensor of the batch shape.
     """
     checks.shape("w", w, (None, None))
+    checks.finite_data("w", w)
     checks.positive_int("n_classes", n_classes)
-    if not 0 < purity <= 1:
-        raise ValueError(f"purity must lie in (0, 1], got {purity!r}")
+    checks.in_range("purity", purity, 0, 1, lo_open=True)
+    labels = checks.indices("labels", labels, n_classes)
     if labels.shape != w.shape[:-1]:
         raise ValueError(f"labels must have shape {tuple(w.shape[:-1])}, got {tuple(labels.shape)}")
-    if bool((labels < 0).any()) or bool((labels >= n_classes).any()):
-        raise ValueError(f"labels must lie in [0, {n_classes})")
     if bool((w.norm(dim=-1) == 0).any()):
         raise ValueError("w has a zero row, which cannot be normalised to the sphere")
     if purity == 1 and bool((torch.nn.functional.one_hot(labels, n_classes).sum(-2) == 0).any()):
@@ -101,8 +109,18 @@ def make_model(w: torch.Tensor, labels: torch.Tensor, n_classes: int, beta, *, p
     other = (1 - purity) / max(n_classes - 1, 1)
     g = torch.full((*labels.shape, n_classes), other, dtype=w.dtype, device=w.device)
     g.scatter_(-1, labels.unsqueeze(-1), purity)  # log 0 = -inf where purity = 1
-    beta = torch.as_tensor(beta, dtype=w.dtype, device=w.device).expand(w.shape[:-2]).clone()
+    beta = _beta(beta, w)
     return DAM(_normalise(w), g.log(), beta)
+
+
+def _beta(beta, w: torch.Tensor) -> torch.Tensor:
+    """``beta`` (a positive number or a tensor of the batch shape of ``w``) as a tensor of that shape."""
+    b = checks.in_range("beta", checks.real_tensor("beta", beta, dtype=w.dtype, device=w.device), 0, lo_open=True)
+    try:
+        return b.expand(w.shape[:-2]).clone()
+    except RuntimeError:
+        raise ValueError(f"beta must be a number or a tensor of the batch shape {tuple(w.shape[:-2])}, "
+                         f"got shape {tuple(b.shape)}") from None
 
 
 def init_from_data(
@@ -122,8 +140,15 @@ def init_from_data(
     """
     checks.positive_int("n_memories", n_memories)
     checks.positive_int("n_classes", n_classes)
-    checks.shape("x", x, (None,))
-    labels = torch.arange(n_memories) % n_classes
+    checks.shape("x", x, (None, None), batch=False)
+    checks.finite_data("x", x)
+    checks.indices("y", y, n_classes, dim=1)
+    if len(y) != len(x):
+        raise ValueError(f"y must have shape ({len(x)},), got {tuple(y.shape)}")
+    checks.generator("generator", generator)
+    if not isinstance(batch, tuple) or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in batch):
+        raise ValueError(f"batch must be a tuple of positive integers, got {batch!r}")
+    labels = torch.arange(n_memories, device="cpu") % n_classes
     by_class = [torch.nonzero(y.cpu() == k).flatten() for k in range(n_classes)]
     need = [(labels == k).sum().item() for k in range(n_classes)]
     for k in range(n_classes):
@@ -133,7 +158,7 @@ def init_from_data(
                 f"{len(by_class[k])}"
             )
     runs = int(np.prod(batch)) if batch else 1
-    idx = torch.empty(runs, n_memories, dtype=torch.long)
+    idx = torch.empty(runs, n_memories, dtype=torch.long, device="cpu")
     for r in range(runs):  # index bookkeeping only, no computation
         for k in range(n_classes):
             pick = torch.randperm(len(by_class[k]), generator=generator, device=generator.device)[: need[k]]
@@ -142,19 +167,30 @@ def init_from_data(
     return make_model(x[idx], y[idx], n_classes, beta)
 
 
+def _check_model(model) -> None:
+    if not isinstance(model, DAM):
+        raise ValueError(f"model must be a DAM, got {type(model).__name__}")
+    checks.finite_data("model.w", model.w)
+    if bool(torch.isnan(model.logits).any()) or bool(torch.isposinf(model.logits).any()):
+        raise ValueError("model.logits must not hold NaN or +inf (-inf marks a class weight of zero)")
+
+
 def _check_data(model: DAM, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
+    _check_model(model)
     checks.shape("x", x, (model.w.shape[-1],))
     if x.dim() != 2:
         raise ValueError(f"x must have shape (n, {model.w.shape[-1]}), got {tuple(x.shape)}")
+    checks.finite_data("x", x)
     if y is not None:
-        if y.shape != x.shape[:1]:
-            raise ValueError(f"y must have shape ({len(x)},), got {tuple(y.shape)}")
-        if bool((y < 0).any()) or bool((y >= model.n_classes).any()):
-            raise ValueError(f"y must hold labels in [0, {model.n_classes})")
+        if not isinstance(y, torch.Tensor) or y.shape != x.shape[:1]:
+            raise ValueError(f"y must be a tensor of shape ({len(x)},), got {y!r}")
+        checks.indices("y", y, model.n_classes)
 
 
 def check_single(model: DAM, caller: str) -> None:
     """Raise ``ValueError`` unless ``model`` is a single model (``w`` of shape ``(P, N)``, no batch axes)."""
+    if not isinstance(model, DAM):
+        raise ValueError(f"model must be a DAM, got {type(model).__name__}")
     if model.w.dim() != 2:
         raise ValueError(f"{caller} takes a single model (w of shape (P, N)), got {tuple(model.w.shape)}")
 
@@ -175,7 +211,6 @@ def _mixture(model: DAM, x: torch.Tensor):
     memories all lie more than about ``80 / beta`` below the best overlap underflows in float32
     (use float64 for ``beta`` beyond about 40).
     """
-    _check_data(model, x)
     h = torch.einsum("...pd,nd->...np", model.w, x)
     s = model.beta[..., None, None] * h
     m = s.amax(-1)
@@ -186,6 +221,11 @@ def _mixture(model: DAM, x: torch.Tensor):
 
 def class_log_posterior(model: DAM, x: torch.Tensor) -> torch.Tensor:
     """``log P(y | x)`` of shape ``(..., n, C)``."""
+    _check_data(model, x)
+    return _class_log_posterior(model, x)
+
+
+def _class_log_posterior(model: DAM, x: torch.Tensor) -> torch.Tensor:
     _, _, F, _ = _mixture(model, x)
     return F.log() - F.sum(-1, keepdim=True).log()
 
@@ -201,8 +241,13 @@ def log_likelihood(model: DAM, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor
 
 def targets(y: torch.Tensor, n_classes: int, smoothing: float, dtype=torch.float64) -> torch.Tensor:
     """Label-smoothed targets ``q = (1 - s) onehot(y) + s / C``, shape ``(n, C)``."""
-    if not 0 <= smoothing < 1:
-        raise ValueError(f"smoothing must lie in [0, 1), got {smoothing!r}")
+    checks.positive_int("n_classes", n_classes)
+    checks.indices("y", y, n_classes, dim=1)
+    checks.in_range("smoothing", smoothing, 0, 1, hi_open=True)
+    return _targets(y, n_classes, smoothing, dtype)
+
+
+def _targets(y, n_classes, smoothing, dtype):
     q = torch.full((len(y), n_classes), smoothing / n_classes, dtype=dtype, device=y.device)
     q.scatter_add_(-1, y.unsqueeze(-1), torch.full_like(q[:, :1], 1 - smoothing))
     return q
@@ -211,20 +256,25 @@ def targets(y: torch.Tensor, n_classes: int, smoothing: float, dtype=torch.float
 def loss(model: DAM, x: torch.Tensor, y: torch.Tensor, *, smoothing: float = 0.1) -> torch.Tensor:
     """Cross-entropy of the class posterior against smoothed targets, mean over data, shape ``(...)``."""
     _check_data(model, x, y)
-    q = targets(y, model.n_classes, smoothing, model.w.dtype)
-    return -(q * class_log_posterior(model, x)).sum(-1).mean(-1)
+    checks.in_range("smoothing", smoothing, 0, 1, hi_open=True)
+    return _loss(model, x, y, smoothing)
+
+
+def _loss(model: DAM, x: torch.Tensor, y: torch.Tensor, smoothing: float) -> torch.Tensor:
+    q = _targets(y, model.n_classes, smoothing, model.w.dtype)
+    return -(q * _class_log_posterior(model, x)).sum(-1).mean(-1)
 
 
 def accuracy(model: DAM, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Fraction of ``x`` whose most probable class is ``y``, shape ``(...)``."""
     _check_data(model, x, y)
-    return (class_log_posterior(model, x).argmax(-1) == y).to(model.w.dtype).mean(-1)
+    return (_class_log_posterior(model, x).argmax(-1) == y).to(model.w.dtype).mean(-1)
 
 
 def _score_parts(model: DAM, x: torch.Tensor, y: torch.Tensor, smoothing: float):
     """``(E, G, V)``: ``dL/dT_{x mu y} = E_{x mu} G_{mu y} V_{x y}``, ``V = (1/Z_x - q_{xy}/F_{xy}) / n``."""
     E, G, F, _ = _mixture(model, x)
-    q = targets(y, model.n_classes, smoothing, F.dtype)
+    q = _targets(y, model.n_classes, smoothing, F.dtype)
     V = (1 / F.sum(-1, keepdim=True) - q / F) / len(x)
     return E, G, V
 
@@ -249,6 +299,12 @@ def _finite_part(logits: torch.Tensor) -> torch.Tensor:
 
 def project(w: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """``v`` projected on the tangent space of the sphere at ``w``: ``v - (v . w) w`` (rows)."""
+    checks.shape("w", w, (None,))
+    checks.shape("v", v, (w.shape[-1],))
+    return _project(w, v)
+
+
+def _project(w: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return v - (v * w).sum(-1, keepdim=True) * w
 
 
@@ -259,10 +315,15 @@ def gradient(model: DAM, x: torch.Tensor, y: torch.Tensor, *, smoothing: float =
     each memory; ``grad_logits`` is the plain gradient in the logits.
     """
     _check_data(model, x, y)
+    checks.in_range("smoothing", smoothing, 0, 1, hi_open=True)
+    return _gradient(model, x, y, smoothing)
+
+
+def _gradient(model: DAM, x: torch.Tensor, y: torch.Tensor, smoothing: float):
     E, G, V = _score_parts(model, x, y, smoothing)
     c = E * (V @ G.transpose(-1, -2))  # (..., n, P)
     euclid = model.beta[..., None, None] * torch.einsum("...np,nd->...pd", c, x)
-    return project(model.w, euclid), G * (E.transpose(-1, -2) @ V)
+    return _project(model.w, euclid), G * (E.transpose(-1, -2) @ V)
 
 
 def gradient_scale(model: DAM, x: torch.Tensor, y: torch.Tensor, *, smoothing: float = 0.1) -> torch.Tensor:
@@ -284,7 +345,11 @@ def gradient_scale(model: DAM, x: torch.Tensor, y: torch.Tensor, *, smoothing: f
 
 def gradient_norm(grads) -> torch.Tensor:
     """Norm of a ``(grad_w, grad_logits)`` pair over each model, shape ``(...)``."""
+    if not isinstance(grads, (tuple, list)) or len(grads) != 2:
+        raise ValueError(f"grads must be a pair (grad_w, grad_logits), got {type(grads).__name__}")
     gw, ga = grads
+    checks.shape("grads[0]", gw, (None, None))
+    checks.shape("grads[1]", ga, (gw.shape[-2], None))
     return (gw.pow(2).sum((-2, -1)) + ga.pow(2).sum((-2, -1))).sqrt()
 
 
@@ -313,7 +378,7 @@ def tangent_hessian(model: DAM, x: torch.Tensor, y: torch.Tensor, *, smoothing: 
         z = theta[:n_w].reshape(P, N - 1)
         shift = (embed @ theta[n_w:]).reshape(model.logits.shape)
         w = _normalise(model.w + torch.einsum("pij,pj->pi", bases, z))
-        return loss(DAM(w, model.logits + shift, model.beta), x, y, smoothing=smoothing)
+        return _loss(DAM._unchecked(w, model.logits + shift, model.beta), x, y, smoothing)
 
     theta0 = torch.zeros(n_w + int(free.sum()), dtype=model.w.dtype, device=model.w.device)
     return torch.func.hessian(f)(theta0), bases
@@ -321,5 +386,6 @@ def tangent_hessian(model: DAM, x: torch.Tensor, y: torch.Tensor, *, smoothing: 
 
 def replace_beta(model: DAM, beta) -> DAM:
     """The same memories with another inverse temperature (number or tensor of the batch shape)."""
-    b = torch.as_tensor(beta, dtype=model.w.dtype, device=model.w.device).expand(model.w.shape[:-2]).clone()
-    return replace(model, beta=b)
+    if not isinstance(model, DAM):
+        raise ValueError(f"model must be a DAM, got {type(model).__name__}")
+    return replace(model, beta=_beta(beta, model.w))

@@ -20,7 +20,7 @@ from .. import checks
 from ..optim import BatchedAdam
 from ..progress import bar
 from ..train import check_record
-from .model import DAM, _check_data, _finite_part, _normalise, accuracy, check_single, gradient, loss, project
+from .model import DAM, _check_data, _finite_part, _gradient, _loss, _normalise, _project, accuracy, check_single, loss
 
 RECORDS = ("loss", "accuracy")  # what a checkpoint of train() can evaluate
 
@@ -125,21 +125,28 @@ def train(
     Raises
     ------
     DivergenceError
-        At the first non-finite checkpoint (or at the end, without checkpoints).
+        At the first step (counted on from ``resume``) where the memories or the logits are not
+        finite; the flag is kept on the device and read at the checkpoints and at the end.
     """
     checks.positive_int("steps", steps)
     checks.positive("lr", lr)
     lr_logits = checks.positive("lr_logits", lr if lr_logits is None else lr_logits)
     _check_data(model, x, y)
+    checks.in_range("smoothing", smoothing, 0, 1, hi_open=True)
     if batch_size is not None:
         checks.positive_int("batch_size", batch_size)
-        if generator is None:
-            raise ValueError("generator is required with batch_size (mini-batches are drawn from it)")
+        checks.generator("generator", generator)
     check_record(record, RECORDS)
     if eval_every is not None:
         checks.positive_int("eval_every", eval_every)
         if "accuracy" in record and eval_data is None:
             raise ValueError("eval_every with record='accuracy' needs eval_data=(x_test, y_test)")
+    if eval_data is not None:
+        if not isinstance(eval_data, (tuple, list)) or len(eval_data) != 2:
+            raise ValueError(f"eval_data must be a pair (x_test, y_test), got {type(eval_data).__name__}")
+        _check_data(model, *eval_data)
+    if resume is not None and not isinstance(resume, TrainState):
+        raise ValueError(f"resume must be a TrainState, got {type(resume).__name__}")
     resume = TrainState() if resume is None else resume
     past = resume.history
     history = History(model, step=list(past.step) if past else [], seconds=list(past.seconds) if past else [],
@@ -148,7 +155,7 @@ def train(
     w, a = model.w.clone(), model.logits.clone()
     # Adam's update of the memories lands in `update`, which is then projected and retracted
     update = torch.zeros_like(w)
-    rates = [torch.tensor([rate], dtype=torch.float64) for rate in (lr, lr_logits)]
+    rates = [torch.tensor([rate], dtype=torch.float64, device=w.device) for rate in (lr, lr_logits)]
     opt = BatchedAdam([update, a], rates)
 
     per_step = model.w.shape[-2] * (batch_size if batch_size is not None and batch_size < len(x) else len(x))
@@ -162,6 +169,7 @@ def train(
         if "accuracy" in record:
             history.accuracy.append(accuracy(cur, *eval_data).detach().cpu())
 
+    watch = checks.Watch()
     elapsed, start = 0.0, time.perf_counter()
     for t in bar(range(1, steps + 1), progress=progress):
         if batch_size is not None and batch_size < len(x):
@@ -171,20 +179,20 @@ def train(
             xb, yb = x[idx], y[idx]
         else:
             xb, yb = x, y
-        gw, ga = gradient(DAM(w, a, model.beta), xb, yb, smoothing=smoothing)
+        gw, ga = _gradient(DAM._unchecked(w, a, model.beta), xb, yb, smoothing)
         update.zero_()
         opt.step([gw, ga])
-        w = _normalise(w + project(w, update))
+        w = _normalise(w + _project(w, update))
+        watch.see(resume.step + t, w, "memories")
+        watch.see(resume.step + t, _finite_part(a), "class logits")
         if eval_every is not None and (t % eval_every == 0 or t == steps):
             elapsed += time.perf_counter() - start
-            checks.finite(t, w, "memories")
-            checks.finite(t, _finite_part(a), "class logits")
+            watch.check()
             checkpoint(t, DAM(w, a, model.beta))
             start = time.perf_counter()
     if eval_every is None:
         elapsed += time.perf_counter() - start
-    checks.finite(steps, w, "memories")
-    checks.finite(steps, _finite_part(a), "class logits")
+    watch.check()
     history.model = DAM(w, a, model.beta)
     history.state = TrainState(resume.step + steps, resume.seconds + elapsed, resume.work + steps * per_step,
                                history)
@@ -207,7 +215,10 @@ def polish(
     """
     check_single(model, "polish")
     checks.positive_int("max_iter", max_iter)
+    checks.positive("tolerance", tolerance)
     _check_data(model, x, y)
+    checks.in_range("smoothing", smoothing, 0, 1, hi_open=True)
+    watch, evaluations = checks.Watch(), [0]
     v = model.w.clone().requires_grad_(True)
     a = model.logits.clone().requires_grad_(True)
     for search, iters in (("strong_wolfe", max_iter), (None, max_iter // 4 + 1)):
@@ -225,13 +236,20 @@ def polish(
 
         def closure(opt=opt):
             opt.zero_grad()
-            value = loss(DAM(_normalise(v), a, model.beta), x, y, smoothing=smoothing)
+            evaluations[0] += 1
+            watch.see(evaluations[0], v.detach(), "memories")
+            value = _loss(DAM._unchecked(_normalise(v), a, model.beta), x, y, smoothing)
             value.backward()
+            watch.see(evaluations[0], value.detach(), "loss")
             a.grad = _finite_part(a.grad)
             return value
 
-        opt.step(closure)
-    checks.finite(max_iter, v.detach(), "memories")
+        try:
+            opt.step(closure)
+        except RuntimeError:
+            watch.check()  # an overflow that L-BFGS's line search cannot convert: name its evaluation
+            raise
+        watch.check()  # the step of a polisher is its loss evaluation
     return DAM(_normalise(v.detach()), a.detach(), model.beta)
 
 
@@ -254,6 +272,8 @@ def newton_polish(
     checks.positive_int("steps", steps)
     checks.positive_int("cg_iters", cg_iters)
     _check_data(model, x, y)
+    checks.in_range("smoothing", smoothing, 0, 1, hi_open=True)
+    watch = checks.Watch()
     free = torch.isfinite(model.logits).flatten()
     embed = torch.eye(free.numel(), dtype=model.w.dtype, device=model.w.device)[:, free]
     n_w = model.w.numel()
@@ -262,11 +282,11 @@ def newton_polish(
         v = theta[:n_w].reshape(model.w.shape)
         shift = (embed @ theta[n_w:]).reshape(model.logits.shape)
         base = torch.where(torch.isfinite(model.logits), torch.zeros_like(model.logits), model.logits)
-        return loss(DAM(_normalise(v), base + shift, model.beta), x, y, smoothing=smoothing)
+        return _loss(DAM._unchecked(_normalise(v), base + shift, model.beta), x, y, smoothing)
 
     theta = torch.cat([model.w.flatten(), _finite_part(model.logits).flatten()[free]])
     grad = torch.func.grad(f)
-    for _ in range(steps):
+    for step in range(1, steps + 1):
         g = grad(theta)
         # conjugate gradients on H d = -g
         d = torch.zeros_like(theta)
@@ -287,7 +307,8 @@ def newton_polish(
             p = r + (rr_new / rr) * p
             rr = rr_new
         theta = theta + d
-    checks.finite(steps, theta, "parameters")
+        watch.see(step, theta, "parameters")
+    watch.check()
     v = theta[:n_w].reshape(model.w.shape)
     base = torch.where(torch.isfinite(model.logits), torch.zeros_like(model.logits), model.logits)
     return DAM(_normalise(v), base + (embed @ theta[n_w:]).reshape(model.logits.shape), model.beta)
@@ -297,6 +318,8 @@ def smoothed_accuracy(history: History, window: int = 1) -> np.ndarray:
     """Test accuracy of a single run averaged over ``window`` consecutive checkpoints: ``(len - window + 1,)``;
     entry ``i`` belongs to checkpoint ``i + window - 1``."""
     checks.positive_int("window", window)
+    if not isinstance(history, History):
+        raise ValueError(f"history must be a History, got {type(history).__name__}")
     acc = np.array([float(a) for a in history.accuracy])
     if len(acc) < window:
         raise ValueError(f"window={window} is longer than the history's {len(acc)} checkpoints")
@@ -306,7 +329,7 @@ def smoothed_accuracy(history: History, window: int = 1) -> np.ndarray:
 def time_to_reach(history: History, target: float, *, window: int = 1, measure: str = "seconds") -> float:
     """The ``measure`` (``"seconds"``, ``"work"`` or ``"step"``) of the first checkpoint whose accuracy,
     averaged over ``window`` checkpoints ending there, reaches ``target``; ``nan`` if none does."""
-    if measure not in ("seconds", "work", "step"):
-        raise ValueError(f"measure must be 'seconds', 'work' or 'step', got {measure!r}")
+    checks.choice("measure", measure, ("seconds", "work", "step"))
+    checks.number("target", target)
     hit = np.flatnonzero(smoothed_accuracy(history, window) >= target - 1e-9)
     return float(getattr(history, measure)[hit[0] + window - 1]) if len(hit) else float("nan")

@@ -31,7 +31,13 @@ from .splitting import split_memories, splitting_directions
 def gradient_with_beta(model: DAM, x: torch.Tensor, y: torch.Tensor, *, smoothing: float = 0.1):
     """``(grad_w, grad_logits, grad_beta)`` of :func:`~damlib.dam.loss` for one model; ``grad_w`` is the
     tangent gradient, ``grad_beta = sum_{x, mu} c_{x mu} w^mu . x``."""
+    check_single(model, "gradient_with_beta")
     _check_data(model, x, y)
+    checks.in_range("smoothing", smoothing, 0, 1, hi_open=True)
+    return _gradient_with_beta(model, x, y, smoothing)
+
+
+def _gradient_with_beta(model: DAM, x: torch.Tensor, y: torch.Tensor, smoothing: float):
     E, G, V = _score_parts(model, x, y, smoothing)
     c = E * (V @ G.transpose(-1, -2))  # (n, P)
     h = x @ model.w.T
@@ -56,6 +62,8 @@ class SMD:
         self.vw = torch.zeros_like(model.w)
         self.va = torch.zeros_like(model.logits)
         self.vb = torch.zeros_like(model.beta)
+        self.t = 0                     # steps taken, for the divergence step
+        self.watch = checks.Watch()
 
     def grow(self, n_memories: int) -> None:
         """New memories (appended by a split) start at rest."""
@@ -65,7 +73,7 @@ class SMD:
 
     @torch.no_grad()
     def step(self, model: DAM, x: torch.Tensor, y: torch.Tensor, *, smoothing: float = 0.1) -> DAM:
-        gw, ga, gb = gradient_with_beta(model, x, y, smoothing=smoothing)
+        gw, ga, gb = _gradient_with_beta(model, x, y, smoothing)
         log_g = model.logits - model.logits.amax(-1, keepdim=True)           # largest weight 1
         g = log_g.exp()
         grad_g = torch.where(g > 0, ga / g.clamp_min(1e-300), torch.zeros_like(ga))
@@ -77,9 +85,11 @@ class SMD:
         a = log_g + lr * self.va
         a = a - a.amax(-1, keepdim=True)
         beta = model.beta + lr * self.vb
-        if not bool(beta > 0):
-            raise checks.DivergenceError(f"beta left (0, inf): {float(beta)}")
-        return DAM(w, a, beta)
+        self.t += 1
+        # a beta that leaves (0, inf) diverges as NaN does; both are read once per epoch
+        self.watch.see(self.t, torch.where(beta > 0, beta, torch.full_like(beta, float("nan"))), "beta")
+        self.watch.see(self.t, w, "memories")
+        return DAM._unchecked(w, a, beta)
 
 
 @dataclass
@@ -111,7 +121,7 @@ def _fit(run: Run, opt: SMD, x, y, x_val, y_val, *, epochs: int, batch_size: int
             idx = order[i:i + batch_size]
             run.model = opt.step(run.model, x[idx], y[idx], smoothing=smoothing)
         work = len(x) * run.model.n_memories
-        checks.finite(len(run.epochs) + 1, run.model.w, "memories")
+        opt.watch.check()
         if x_val is not None:
             val = float(loss(run.model, x_val, y_val, smoothing=smoothing))
             work += len(x_val) * run.model.n_memories
@@ -183,6 +193,16 @@ def authors_run(model: DAM, x: torch.Tensor, y: torch.Tensor, *, p_max: int, sta
     for name, value in (("p_max", p_max), ("stage_epochs", stage_epochs), ("batch_size", batch_size),
                         ("patience", patience), ("split_iters", split_iters)):
         checks.positive_int(name, value)
+    check_single(model, "authors_run")
+    _check_data(model, x, y)
+    checks.generator("generator", generator)
+    checks.positive_int("max_splits", max_splits, allow_zero=True)
+    checks.positive("eps", eps)
+    checks.number("max_eigval", max_eigval)
+    if final_epochs is not None:
+        checks.positive_int("final_epochs", final_epochs)
+    if split_batch is not None:
+        checks.positive_int("split_batch", split_batch)
     if not 0 <= val_fraction < 1:
         raise ValueError(f"val_fraction must lie in [0, 1), got {val_fraction!r}")
     if p_max < model.n_memories:
@@ -226,6 +246,9 @@ def random_start(n_memories: int, n_features: int, n_classes: int, beta: float, 
     """Their ``RandomSpherical`` start: memories uniform on the sphere; ``classes="one"``: memory ``mu``
     holds class ``mu mod C`` alone (our reading of their ``Categorical`` initialiser), ``"all"``: every
     class weight equal."""
+    checks.positive_int("n_memories", n_memories)
+    checks.positive_int("n_features", n_features)
+    checks.generator("generator", generator)
     w = torch.randn(n_memories, n_features, generator=generator, dtype=dtype, device=generator.device)
     return _with_classes(w.to(device), n_classes, beta, classes)
 
@@ -235,12 +258,19 @@ def mean_start(x: torch.Tensor, n_memories: int, n_classes: int, beta: float, *,
     """Their small-data start: every memory at the data's mean direction plus a tiny isotropic
     perturbation of relative size ``noise`` (their "tiny vMF noise"); class weights as in
     :func:`random_start`."""
+    checks.shape("x", x, (None, None), batch=False)
+    checks.finite_data("x", x)
+    checks.positive_int("n_memories", n_memories)
+    checks.positive("noise", noise, allow_zero=True)
+    checks.generator("generator", generator)
     mean = _normalise(x.mean(0))
     kick = torch.randn(n_memories, x.shape[1], generator=generator, dtype=x.dtype, device=generator.device)
     return _with_classes(mean + noise * _normalise(kick.to(x.device)), n_classes, beta, classes)
 
 
 def _with_classes(w: torch.Tensor, n_classes: int, beta: float, classes: str) -> DAM:
+    checks.positive_int("n_classes", n_classes)
+    checks.choice("classes", classes, ("one", "all"))
     labels = torch.arange(len(w), device=w.device) % n_classes
     if classes == "one":
         return make_model(w, labels, n_classes, beta)
@@ -252,6 +282,8 @@ def _with_classes(w: torch.Tensor, n_classes: int, beta: float, classes: str) ->
 
 def arrays(run: Run) -> dict[str, np.ndarray]:
     """A run's per-epoch curves as arrays (for the store)."""
+    if not isinstance(run, Run):
+        raise ValueError(f"run must be a protocol Run (authors_run), got {type(run).__name__}")
     return {"epochs": np.asarray(run.epochs), "seconds": np.asarray(run.seconds),
             "work": np.asarray(run.work, dtype=float), "val_loss": np.asarray(run.val_loss),
             "memories": np.asarray(run.memories), "splits": np.asarray(run.splits, dtype=int)}

@@ -19,12 +19,20 @@ def neighbour_purity(memories: torch.Tensor, labels: torch.Tensor, x: torch.Tens
     its class in the data.
     """
     checks.positive_int("k", k)
+    checks.shape("x", x, (None, None), batch=False)
+    checks.tensor("memories", memories, floating=True)
+    checks.finite_data("memories", memories)
+    checks.finite_data("x", x)
     if k > len(x):
         raise ValueError(f"k={k} is more than the {len(x)} digits")
     if memories.dim() != 2 or memories.shape[1] != x.shape[1]:
         raise ValueError(f"memories must have shape (P, {x.shape[1]}), got {tuple(memories.shape)}")
+    checks.indices("labels", labels)
+    checks.indices("y", y)
     if labels.shape != memories.shape[:1]:
         raise ValueError(f"labels must have shape ({len(memories)},), got {tuple(labels.shape)}")
+    if y.shape != x.shape[:1]:
+        raise ValueError(f"y must have shape ({len(x)},), got {tuple(y.shape)}")
     nearest = (memories @ x.T).topk(k, dim=-1).indices         # (P, k)
     return (y[nearest] == labels[:, None]).to(memories.dtype).mean(-1)
 
@@ -36,7 +44,13 @@ def kh_winning_share(memories: torch.Tensor, v: torch.Tensor, *, power: int, tem
     wins on no digit gets almost no gradient and stays where it started."""
     checks.positive_int("power", power)
     checks.positive("temperature", temperature)
+    checks.shape("v", v, (None, None), batch=False)
+    checks.finite_data("v", v)
     n_pix = v.shape[-1]
+    checks.tensor("memories", memories, floating=True)
+    if memories.dim() != 2 or memories.shape[-1] <= n_pix:
+        raise ValueError(f"memories must have shape (K, {n_pix} + C), got {tuple(memories.shape)}")
+    checks.finite_data("memories", memories)
     pix, lab = memories[:, :n_pix], memories[:, n_pix:]
     s = (v @ pix.T).unsqueeze(-1) - (lab.sum(-1, keepdim=True) - lab).unsqueeze(0)   # (n, K, C)
     term = (torch.relu((s + lab) / temperature) ** power).sum(-1)                      # (n, K)

@@ -25,8 +25,8 @@ def saddle_point_iteration(
     """
     checks.positive_int("max_iter", max_iter)
     checks.positive("tol", tol)
-    _check_data(model, x, y)
     check_single(model, "saddle_point_iteration")
+    _check_data(model, x, y)
     onehot = torch.nn.functional.one_hot(y, model.n_classes).to(x.dtype)  # (n, C)
     w, g = model.w, model.class_weights
     changes = []

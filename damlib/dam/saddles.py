@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from .. import checks
 from ..config import generator
 from .model import DAM, init_from_data
 from .optimise import train
@@ -25,9 +26,15 @@ def models_over_beta(x: torch.Tensor, y: torch.Tensor, betas: Sequence[float], *
     ``x (n, N)`` unit-norm digits, ``y (n,)`` their classes (10); memory ``mu`` starts at a training
     digit of class ``mu mod 10`` (:func:`~damlib.dam.init_from_data`, drawn from ``seed``).
     """
-    if len(betas) == 0:
-        raise ValueError("betas must hold at least one value")
-    beta = torch.as_tensor(list(betas), dtype=x.dtype, device=x.device)
+    checks.shape("x", x, (None, None), batch=False)
+    beta = checks.real_tensor("betas", betas, dtype=x.dtype, device=x.device)
+    if beta.dim() != 1 or beta.numel() == 0:
+        raise ValueError(f"betas must be a non-empty sequence of positive numbers, got {betas!r}")
+    checks.in_range("betas", beta, 0, lo_open=True)
+    checks.positive_int("n_memories", n_memories)
+    checks.positive_int("steps", steps)
+    checks.positive("lr", lr)
+    checks.positive_int("seed", seed, allow_zero=True)
     start = init_from_data(x, y, n_memories, 10, beta, generator=generator(seed), batch=(len(betas),))
     return train(start, x, y, steps=steps, lr=lr).model
 
@@ -40,6 +47,8 @@ def saddle_states(models: DAM, x: torch.Tensor, y: torch.Tensor) -> list[dict[st
     (P,)``, each memory's class; ``worst``, the memory with the lowest ``lam``; ``w (N,)`` that memory and
     ``u (N,)`` its unit splitting direction. One batched eigen-decomposition for the whole batch.
     """
+    if not isinstance(models, DAM):
+        raise ValueError(f"models must be a DAM, got {type(models).__name__}")
     if models.beta.dim() != 1:
         raise ValueError(f"models must be a batch over beta of shape (B,), got beta of shape "
                          f"{tuple(models.beta.shape)}")

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .. import checks
 from ..config import generator
 from .model import init_from_data
 from .optimise import History, smoothed_accuracy, time_to_reach, train
@@ -70,6 +71,13 @@ def race(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_test: torch.T
     -------
     Race
     """
+    for name, value in (("p_max", p_max), ("p0", p0), ("total_steps", total_steps),
+                        ("stage_steps", stage_steps), ("eval_every", eval_every), ("batch_size", batch_size),
+                        ("window", window)):
+        checks.positive_int(name, value)
+    checks.positive("beta", beta)
+    checks.positive("lr", lr)
+    checks.positive("eps", eps)
     gen = generator(seed)
     start = init_from_data(x, y, p_max, 10, beta, generator=gen)
     scratch = train(start, x, y, steps=total_steps, lr=lr, batch_size=batch_size, generator=gen,
@@ -89,5 +97,6 @@ def race(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_test: torch.T
 
 def smoothed_curve(history: History, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Accuracy averaged over ``window`` checkpoints, with the wall time and the compute at each."""
+    checks.positive_int("window", window)
     return (smoothed_accuracy(history, window), np.array(history.seconds[window - 1:]),
             np.array(history.work[window - 1:], dtype=float))

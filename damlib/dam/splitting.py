@@ -20,18 +20,18 @@ from dataclasses import replace
 import torch
 
 from .. import checks
-from .model import DAM, _normalise, check_single, project, residuals
+from .model import DAM, _check_data, _normalise, check_single, project, residuals
 from .optimise import History, train
 
 LOG2 = math.log(2.0)
 
 
 def _check_index(model: DAM, index) -> torch.Tensor:
-    idx = torch.as_tensor(index, dtype=torch.long, device=model.w.device).flatten()
+    if not isinstance(model, DAM):
+        raise ValueError(f"model must be a DAM, got {type(model).__name__}")
+    idx = checks.indices("index", index, model.n_memories, device=model.w.device).flatten()
     if idx.numel() == 0:
         raise ValueError("index must name at least one memory")
-    if bool((idx < 0).any()) or bool((idx >= model.n_memories).any()):
-        raise ValueError(f"index must hold memories in [0, {model.n_memories}), got {idx.tolist()}")
     if len(set(idx.tolist())) != idx.numel():
         raise ValueError(f"index must not repeat a memory, got {idx.tolist()}")
     return idx
@@ -59,6 +59,7 @@ def split_memories(model: DAM, index, directions: torch.Tensor, *, eps: float) -
     idx = _check_index(model, index)
     checks.positive("eps", eps, allow_zero=True)
     checks.shape("directions", directions, (len(idx), model.w.shape[-1]))
+    checks.finite_data("directions", directions)
     w_sel = model.w[..., idx, :]
     u = project(w_sel, directions.to(model.w))
     norm = u.norm(dim=-1, keepdim=True)
@@ -114,6 +115,13 @@ def splitting_eigen(
 
 def splitting_apply(model: DAM, c: torch.Tensor, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """``S_mu v_mu`` for tangent vectors ``v (..., P, N)``, given the residuals ``c (..., n, P)``."""
+    _check_data(model, x)
+    checks.shape("c", c, (len(x), model.n_memories))
+    checks.shape("v", v, (model.n_memories, model.w.shape[-1]))
+    return _splitting_apply(model, c, x, v)
+
+
+def _splitting_apply(model: DAM, c: torch.Tensor, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     beta = model.beta[..., None, None]
     h = torch.einsum("...pd,nd->...np", model.w, x)
     lam = beta * (c * h).sum(-2).unsqueeze(-1)
@@ -137,22 +145,18 @@ def splitting_directions(
     it bounds the smallest eigenvalue from above.
     """
     checks.positive_int("iters", iters)
+    checks.generator("generator", generator)
     c = residuals(model, x, y, smoothing=smoothing)
     beta = model.beta[..., None]
     # upper bound of |S|: beta^2 sum |c| |x|^2 + |lambda|
     h = torch.einsum("...pd,nd->...np", model.w, x)
     bound = beta**2 * c.abs().sum(-2) + (beta * (c * h).sum(-2)).abs()
-    v = torch.randn(
-        model.w.shape,
-        generator=generator,
-        dtype=model.w.dtype,
-        device=generator.device if generator is not None else model.w.device,
-    ).to(model.w.device)
-    v = _normalise(project(model.w, v))
+    v = torch.randn(model.w.shape, generator=generator, dtype=model.w.dtype, device=generator.device)
+    v = _normalise(project(model.w, v.to(model.w.device)))
     for _ in range(iters):
-        v = bound.unsqueeze(-1) * v - splitting_apply(model, c, x, v)
+        v = bound.unsqueeze(-1) * v - _splitting_apply(model, c, x, v)
         v = _normalise(project(model.w, v))
-    val = (v * splitting_apply(model, c, x, v)).sum(-1)
+    val = (v * _splitting_apply(model, c, x, v)).sum(-1)
     return val, v
 
 
@@ -224,6 +228,11 @@ def grow_by_splitting(
     if p_max < model.n_memories:
         raise ValueError(f"p_max must be at least the {model.n_memories} starting memories, got {p_max}")
     checks.positive("eps", eps)
+    checks.generator("generator", generator)
+    checks.positive_int("eval_every", eval_every)
+    checks.positive_int("split_iters", split_iters)
+    if split_batch is not None:
+        checks.positive_int("split_batch", split_batch)
     opts = dict(lr=lr, batch_size=batch_size, smoothing=smoothing, generator=generator,
                 eval_every=eval_every, eval_data=eval_data, progress=progress)
     state, splits, run = None, [], None

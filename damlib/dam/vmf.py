@@ -36,7 +36,7 @@ def log_bessel_i(nu: float, x) -> np.ndarray:
     Where ``ive`` underflows (large ``nu``, small ``x``: for ``nu = 391``, any ``x`` below about
     40) the uniform asymptotic expansion takes over; there ``nu`` is large and it is accurate.
     """
-    x = np.asarray(x, dtype=np.float64)
+    x = checks.real_tensor("x", x, dtype=torch.float64, device="cpu").numpy()
     if np.any(~np.isfinite(x)) or np.any(x <= 0):
         raise ValueError("x must be finite and positive for log I_nu(x)")
     checks.positive("nu", nu, allow_zero=True)
@@ -61,7 +61,7 @@ def log_normaliser(beta, n_features: int) -> torch.Tensor:
     checks.positive_int("n_features", n_features)
     if n_features < 2:
         raise ValueError(f"n_features must be at least 2 (a sphere), got {n_features}")
-    b = torch.as_tensor(beta, dtype=torch.float64)
+    b = checks.real_tensor("beta", beta, dtype=torch.float64)
     arr = b.detach().cpu().numpy()
     if np.any(~np.isfinite(arr)) or np.any(arr <= 0):
         raise ValueError(f"beta must be finite and positive, got {beta!r}")
@@ -74,5 +74,5 @@ def mean_overlap_factor(kappa, n_features: int) -> np.ndarray:
     """``I_{N/2}(kappa) / I_{N/2-1}(kappa)``: mean overlap of a vMF sample with its mean direction."""
     checks.positive_int("n_features", n_features)
     nu = n_features / 2 - 1
-    k = np.asarray(kappa, dtype=np.float64)
+    k = checks.real_tensor("kappa", kappa, dtype=torch.float64, device="cpu").numpy()
     return np.exp(log_bessel_i(nu + 1, k) - log_bessel_i(nu, k))

@@ -32,6 +32,8 @@ def relu_power_norm(p: float) -> float:
 def activate(h: torch.Tensor, activation: str, p: float = 1.0) -> torch.Tensor:
     """``phi(h)`` over the last (hidden) axis: linear, normalised ReLU^p, or softmax."""
     choice("activation", activation, ACTIVATIONS)
+    checks.tensor("h", h, floating=True)
+    checks.positive("p", p)
     if activation == "linear":
         return h
     if activation == "relu":
@@ -62,7 +64,8 @@ def init_params(runs: int, K: int, D: int, *, generator: torch.Generator | None 
     """N(0, 1) weights and zero biases for ``runs`` independent models."""
     for name, v in (("runs", runs), ("K", K), ("D", D)):
         checks.positive_int(name, v)
-    dev = device if device is not None else (generator.device if generator is not None else None)
+    checks.generator("generator", generator)
+    dev = device if device is not None else generator.device
     W = torch.randn(runs, K, D, generator=generator, dtype=dtype, device=dev)
     return Params(W, torch.zeros(runs, K, dtype=dtype, device=W.device),
                   torch.zeros(runs, D, dtype=dtype, device=W.device))
@@ -94,12 +97,29 @@ def forward(params: Params, x: torch.Tensor, *, s_in: float, s_out: float, activ
     h, a : torch.Tensor
         Pre-activations and activations ``(R, B, K)``.
     """
+    if not isinstance(params, Params):
+        raise ValueError(f"params must be Params, got {type(params).__name__}")
     W = params.W
-    checks.shape("W", W, (None, None))
+    checks.shape("params.W", W, (None, None, None), batch=False)
     R, K, D = W.shape
+    checks.shape("params.b", params.b, (R, K), batch=False)
+    checks.shape("params.c", params.c, (R, D), batch=False)
     checks.shape("x", x, (D,))
-    if x.dim() == 3 and x.shape[0] != R:
+    if x.dim() not in (2, 3) or (x.dim() == 3 and x.shape[0] != R):
         raise ValueError(f"x must have shape (B, {D}) or ({R}, B, {D}), got {tuple(x.shape)}")
+    for name, t in (("params.W", W), ("params.b", params.b), ("params.c", params.c), ("x", x)):
+        checks.finite_data(name, t)
+    checks.number("s_in", s_in)
+    checks.number("s_out", s_out)
+    choice("activation", activation, ACTIVATIONS)
+    checks.positive("p", p)
+    return _forward(params, x, s_in=s_in, s_out=s_out, activation=activation, p=p, centred=centred)
+
+
+def _forward(params: Params, x: torch.Tensor, *, s_in: float, s_out: float, activation: str, p: float,
+             centred: bool):
+    """:func:`forward` without its checks, for the training loop (no host sync)."""
+    W = params.W
     Wc = centre(W) if centred else W
     eq = "rkd,rbd->rbk" if x.dim() == 3 else "rkd,bd->rbk"
     h = s_in * torch.einsum(eq, Wc, x) + params.b[:, None, :]
@@ -109,7 +129,18 @@ def forward(params: Params, x: torch.Tensor, *, s_in: float, s_out: float, activ
 
 
 def mse(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """The paper's loss ``(1/B) sum_b |x_hat_b - x_b|^2`` per run: ``(R, B, D)`` to ``(R,)``."""
+    """The paper's loss ``(1/B) sum_b |x_hat_b - x_b|^2`` per run: ``(R, B, D)`` to ``(R,)``.
+
+    ``x_hat`` and ``x`` must have the same shape (no broadcasting)."""
+    checks.shape("x_hat", x_hat, (None, None, None), batch=False)
+    if not isinstance(x, torch.Tensor) or x.shape != x_hat.shape:
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"x must have the shape of x_hat {tuple(x_hat.shape)}, got {got}")
+    checks.finite_data("x", x)
+    return _mse(x_hat, x)
+
+
+def _mse(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return (x_hat - x).pow(2).sum(-1).mean(-1)
 
 
@@ -122,6 +153,9 @@ def gram_eigenvalues(a: torch.Tensor, *, centred: bool, top: int = 2) -> torch.T
     ``B x B`` matrix through which the SGD step moves the outputs (App. E.1).
     """
     checks.shape("a", a, (None, None))
+    checks.positive_int("top", top)
+    if top > a.shape[-2]:
+        raise ValueError(f"top must be at most the batch size {a.shape[-2]}, got {top}")
     K = a.shape[-1]
     if centred:
         a = a - a.mean(-1, keepdim=True)
@@ -131,4 +165,5 @@ def gram_eigenvalues(a: torch.Tensor, *, centred: bool, top: int = 2) -> torch.T
 
 def participation(a: torch.Tensor) -> torch.Tensor:
     """Participation ratio ``K_eff = 1 / sum_k a_k^2`` of softmax rows ``(R, B, K)``, averaged over B."""
+    checks.shape("a", a, (None, None))
     return (1 / a.pow(2).sum(-1)).mean(-1)

@@ -10,7 +10,20 @@ from dataclasses import dataclass
 
 import torch
 
+from .. import checks
 from .training import History
+
+
+def _check_history(history) -> None:
+    if not isinstance(history, History):
+        raise ValueError(f"history must be a denseam History (a sweep's result), got {type(history).__name__}")
+
+
+def _check_histories(histories) -> None:
+    if isinstance(histories, (str, History)) or not isinstance(histories, Sequence) or not histories:
+        raise ValueError(f"histories must be a non-empty sequence of History, got {type(histories).__name__}")
+    for h in histories:
+        _check_history(h)
 
 
 def _mean_final(history: History) -> torch.Tensor:
@@ -21,6 +34,7 @@ def _mean_final(history: History) -> torch.Tensor:
 
 def has_optimum(history: History) -> bool:
     """Whether some learning rate of ``history`` has no diverged seed (else there is no optimum)."""
+    _check_history(history)
     return bool(torch.isfinite(history.final.mean(-1)).any())
 
 
@@ -51,6 +65,7 @@ def optimal_lr(history: History) -> float:
 def best_loss(history: History) -> float:
     """The lowest seed-averaged final loss over the learning rates (``inf`` when all diverged): the
     height at which a figure marks the optimum of :func:`optimal_lr`."""
+    _check_history(history)
     final = history.final.mean(-1)
     finite = final[torch.isfinite(final)]
     return float(finite.min()) if len(finite) else math.inf
@@ -58,6 +73,7 @@ def best_loss(history: History) -> float:
 
 def max_stable(history: History) -> float:
     """The largest base learning rate at which no seed diverged (``nan`` when every rate did)."""
+    _check_history(history)
     ok = torch.isfinite(history.final).all(-1).nonzero()
     return float(history.lrs[ok.max()]) if len(ok) else math.nan
 
@@ -65,6 +81,7 @@ def max_stable(history: History) -> float:
 def transfer_factor(histories: Sequence[History]) -> float:
     """``max / min`` over sizes of the optimal base learning rate (:func:`optimal_lr`): 1 is perfect;
     ``inf`` when some size has no optimum on the grid (every learning rate diverged there)."""
+    _check_histories(histories)
     if not all(has_optimum(h) for h in histories):
         return math.inf
     best = [optimal_lr(h) for h in histories]
@@ -83,7 +100,11 @@ def pinned_at_edge(history: History) -> bool:
 
 def nearest_lr_index(lrs: torch.Tensor, lr: float) -> int:
     """The index of the grid rate of ``lrs`` nearest ``lr`` on a logarithmic axis."""
-    return int(torch.argmin((torch.as_tensor(lrs).log() - math.log(lr)).abs()))
+    checks.positive("lr", lr)
+    grid = checks.in_range("lrs", checks.real_tensor("lrs", lrs, dtype=torch.float64, device="cpu"), 0, lo_open=True)
+    if grid.numel() == 0:
+        raise ValueError("lrs must hold at least one learning rate")
+    return int(torch.argmin((grid.log() - math.log(lr)).abs()))
 
 
 @dataclass(frozen=True)
@@ -109,6 +130,7 @@ class Transfer:
 
 def transfer(histories: Sequence[History]) -> Transfer:
     """The :class:`Transfer` of one recipe's sweeps ``histories``, one per size."""
+    _check_histories(histories)
     return Transfer(
         optimum=[optimal_lr(h) if has_optimum(h) else math.nan for h in histories],
         best_loss=[best_loss(h) for h in histories],

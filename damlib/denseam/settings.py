@@ -45,7 +45,7 @@ class SweepPlan:
     def lrs(self, optimizer: str) -> torch.Tensor:
         """The base learning rates of a sweep with ``optimizer``: ``n_lr`` points, log-spaced."""
         lo, hi = self.lr_decades[choice("optimizer", optimizer, OPTIMIZERS)]
-        return torch.logspace(lo, hi, self.n_lr)
+        return torch.logspace(lo, hi, self.n_lr, device="cpu")
 
     def lr_step(self, optimizer: str) -> float:
         """The ratio of two neighbouring learning rates of :meth:`lrs`: the grid's resolution."""

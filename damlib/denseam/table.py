@@ -9,7 +9,6 @@ The rows are reconstructed from the paper's appendices (each row's ``source`` na
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from .. import checks
@@ -20,11 +19,7 @@ OPTIMIZERS = ("sgd", "adam")
 DIMS = ("D", "K", "B", "N")
 
 
-def choice(name: str, value: str, allowed: Sequence[str]) -> str:
-    """``value`` if it is among ``allowed``, else a ``ValueError`` naming the argument ``name``."""
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
-    return value
+choice = checks.choice
 
 
 @dataclass(frozen=True)

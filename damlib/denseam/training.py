@@ -17,7 +17,7 @@ from .. import checks
 from ..config import device as default_device
 from ..optim import BatchedAdam, BatchedSGD
 from ..progress import bar
-from .model import Params, centre, forward, gram_eigenvalues, init_params, mse, participation
+from .model import Params, _forward, _mse, centre, gram_eigenvalues, init_params, participation
 from .settings import DEFAULTS, Defaults
 from .table import ACTIVATIONS, DIMS, OPTIMIZERS, REGIMES, Parameterisation, Scales, choice, parameterisation
 
@@ -67,6 +67,7 @@ class Setup:
 def proportional(D: int, defaults: Defaults = DEFAULTS, **kw) -> Setup:
     """A :class:`Setup` of the proportional regime at input dimension ``D`` (K, B, N in proportion)."""
     checks.positive_int("D", D)
+    _check_defaults(defaults)
     d = defaults
     return Setup(D, max(1, round(d.k_over_d * D)), max(1, round(d.b_over_d * D)),
                  max(1, round(d.n_over_d * D)), regime="proportional", noise=d.noise, **kw)
@@ -75,22 +76,44 @@ def proportional(D: int, defaults: Defaults = DEFAULTS, **kw) -> Setup:
 def k_only(K: int, defaults: Defaults = DEFAULTS, **kw) -> Setup:
     """A :class:`Setup` of the K-only regime: width ``K``, data dimensions fixed by ``defaults``."""
     checks.positive_int("K", K)
+    _check_defaults(defaults)
     D = defaults.k_only_d
     return Setup(D, K, D, round(defaults.n_over_d * D), regime="k_only", noise=defaults.noise, **kw)
 
 
 def gaussian_data(setup: Setup, seeds: int, *, generator: torch.Generator, dtype=torch.float32,
                   device=None) -> torch.Tensor:
-    """Isotropic data sets ``(seeds, N, D)``, entries N(0, 1)."""
+    """Isotropic data sets ``(seeds, N, D)``, entries N(0, 1), on the generator's device (default)."""
+    _check_setup(setup)
     checks.positive_int("seeds", seeds)
-    return torch.randn(seeds, setup.N, setup.D, generator=generator, dtype=dtype, device=device)
+    checks.generator("generator", generator, device=device)
+    return torch.randn(seeds, setup.N, setup.D, generator=generator, dtype=dtype,
+                       device=generator.device if device is None else device)
+
+
+def _check_setup(setup) -> None:
+    if not isinstance(setup, Setup):
+        raise ValueError(f"setup must be a Setup, got {type(setup).__name__}")
+
+
+def _check_defaults(defaults) -> None:
+    if not isinstance(defaults, Defaults):
+        raise ValueError(f"defaults must be a Defaults, got {type(defaults).__name__}")
 
 
 def batches(data: torch.Tensor, setup: Setup, steps: int, *, generator: torch.Generator) -> Iterator[
         tuple[torch.Tensor, torch.Tensor]]:
     """Mini-batches ``(clean, noisy)``, each ``(S, B, D)``: ``B`` points drawn with replacement from each
     of the ``S`` data sets ``data (S, N, D)``, fresh Gaussian noise every step."""
+    _check_setup(setup)
     checks.positive_int("steps", steps)
+    checks.shape("data", data, (None, None, None), batch=False)
+    checks.finite_data("data", data)
+    checks.generator("generator", generator, device=data.device)
+    return _batches(data, setup, steps, generator)
+
+
+def _batches(data, setup, steps, generator):
     S, N, D = data.shape
     for _ in range(steps):
         idx = torch.randint(N, (S, setup.B), generator=generator, device=data.device)
@@ -120,6 +143,18 @@ class History:
 
     def __getitem__(self, name: str) -> torch.Tensor:
         return self.loss if name == "loss" else self.records[name]
+
+    @property
+    def n_diverged(self) -> int:
+        """How many runs of the sweep diverged (they are kept, masked: loss ``inf`` from then on)."""
+        return 0 if self.diverged is None else int((self.diverged >= 0).sum())
+
+    @property
+    def first_divergence(self) -> int | None:
+        """The earliest step at which some run diverged, ``None`` when none did."""
+        if self.n_diverged == 0:
+            return None
+        return int(self.diverged[self.diverged >= 0].min())
 
     @property
     def final(self) -> torch.Tensor:
@@ -155,11 +190,14 @@ class Trainer:
 
     def __init__(self, setup: Setup, lrs, seeds: int, *, data: torch.Tensor | None = None, seed: int = 0,
                  dtype: torch.dtype = torch.float32, device=None, defaults: Defaults = DEFAULTS):
-        if not isinstance(setup, Setup):
-            raise ValueError(f"setup must be a Setup, got {type(setup).__name__}")
+        _check_setup(setup)
+        _check_defaults(defaults)
         checks.positive_int("seeds", seeds)
+        checks.positive_int("seed", seed, allow_zero=True)
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise ValueError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
         dev = torch.device(device) if device is not None else default_device()
-        lrs = torch.as_tensor(lrs, dtype=dtype).reshape(-1)
+        lrs = checks.real_tensor("lrs", lrs, dtype=dtype, device="cpu").reshape(-1)
         if lrs.numel() == 0 or not bool(torch.isfinite(lrs).all()) or bool((lrs <= 0).any()):
             raise ValueError("lrs must be a non-empty sequence of finite positive learning rates")
         self.setup, self.defaults, self.seeds = setup, defaults, seeds
@@ -168,7 +206,8 @@ class Trainer:
         if data is None:
             data = gaussian_data(setup, seeds, generator=self.gen, dtype=dtype, device=dev)
         else:
-            data = torch.as_tensor(data, dtype=dtype, device=dev)
+            data = checks.real_tensor("data", data, dtype=dtype, device=dev)
+            checks.finite_data("data", data)
             if data.dim() == 2:
                 data = data.expand(seeds, *data.shape)
             if tuple(data.shape) != (seeds, setup.N, setup.D):
@@ -198,7 +237,7 @@ class Trainer:
 
     def _forward(self, x: torch.Tensor, params: Params | None = None):
         s, sc = self.setup, self.setup.scales()
-        return forward(params or self.params, x, s_in=sc.s_in, s_out=sc.s_out, activation=s.activation,
+        return _forward(params or self.params, x, s_in=sc.s_in, s_out=sc.s_out, activation=s.activation,
                        p=s.p, centred=s.centred)
 
     @torch.no_grad()
@@ -206,6 +245,11 @@ class Trainer:
         """Apply each run's trained denoiser ``iterations`` times to ``x (R, B, D)`` or ``(B, D)``:
         ``x <- x_hat(x)``, the discrete energy descent of the paper's Eq. (3.5). Returns ``(R, B, D)``."""
         checks.positive_int("iterations", iterations)
+        checks.shape("x", x, (self.setup.D,))
+        checks.finite_data("x", x)
+        if x.dim() not in (2, 3) or (x.dim() == 3 and x.shape[0] != self.R):
+            raise ValueError(f"x must have shape (B, {self.setup.D}) or ({self.R}, B, {self.setup.D}), "
+                             f"got {tuple(x.shape)}")
         x = x.to(self.params.W)
         for _ in range(iterations):
             x = self._forward(x)[0]
@@ -221,7 +265,7 @@ class Trainer:
         for p in ps:
             p.requires_grad_(True)
         x_hat, _, _ = self._forward(self.per_run(noisy))
-        loss = mse(x_hat, self.per_run(clean))
+        loss = _mse(x_hat, self.per_run(clean))
         grads = torch.autograd.grad(loss.sum(), ps)
         for p in ps:
             p.requires_grad_(False)
@@ -233,25 +277,32 @@ class Trainer:
         return loss.detach()
 
     def _check(self, loss: torch.Tensor) -> None:
+        """Mark the runs that diverged at this step, on the device (no host sync): their step goes to
+        ``died``, their parameters are parked at a finite point and their rates and moments zeroed."""
         bad = ~torch.isfinite(loss) | (loss / self.setup.D > self.defaults.blowup)
         for p in self.params.tensors():
             bad |= ~torch.isfinite(p).flatten(1).all(1)
         newly = bad & self.alive
-        if bool(newly.any()):
-            self.died[newly] = self.t
-            self.alive &= ~newly
-            for p in self.params.tensors():
-                p[newly] = 0           # park dead runs at a finite point; their lr is zeroed below
-            for lr in self.opt.lrs:
-                lr[newly] = 0
-            self.opt.reset(newly)
+        self.died = torch.where(newly, self.t, self.died)
+        self.alive &= ~newly
+        for p in self.params.tensors():
+            p.masked_fill_(newly.view(-1, *([1] * (p.dim() - 1))), 0)
+        for lr in self.opt.lrs:
+            lr.masked_fill_(newly, 0)
+        self.opt.reset(newly)
+
+    def check_divergence(self) -> None:
+        """Raise :class:`~damlib.DivergenceError` at the earliest step at which some run diverged."""
+        first = torch.where(self.died >= 0, self.died, torch.iinfo(torch.long).max).min()
+        if int(first) != torch.iinfo(torch.long).max:
+            raise checks.DivergenceError(int(first), "loss")
 
     @torch.no_grad()
     def evaluate(self, record: Iterable[str] = ()) -> dict[str, torch.Tensor]:
         """Loss per coordinate on the fixed evaluation set, and the quantities of ``record`` (among
         :data:`RECORDS`); ``(R,)`` each."""
         x_hat, h, a = self._forward(self.per_run(self.eval_noisy))
-        out = {"loss": mse(x_hat, self.per_run(self.eval_clean)) / self.setup.D}
+        out = {"loss": _mse(x_hat, self.per_run(self.eval_clean)) / self.setup.D}
         for name in record:
             if name == "gram":
                 top = gram_eigenvalues(a[:, : self.setup.B], centred=self.setup.centred)
@@ -270,7 +321,7 @@ class Trainer:
                 raise ValueError(f"record must be among {', '.join(RECORDS)}; got {name!r}")
         dead = ~self.alive
         for v in out.values():
-            v[dead] = float("inf") if v is out["loss"] else float("nan")
+            v.masked_fill_(dead, float("inf") if v is out["loss"] else float("nan"))
         return out
 
     def run(self, steps: int, *, log_every: int | None = None, record: Sequence[str] = (),
@@ -287,7 +338,9 @@ class Trainer:
             Quantities to record besides the loss, among :data:`RECORDS`.
         diverged : {"mask", "raise"}
             ``"mask"`` parks a diverging run (loss ``inf`` from then on) and carries on with the
-            others; ``"raise"`` raises :class:`~damlib.DivergenceError` at the first divergence.
+            others (the result's ``diverged``, ``n_diverged`` and ``first_divergence`` say which and
+            when); ``"raise"`` raises :class:`~damlib.DivergenceError` with the first divergence's
+            step, read at the log points and after the last step.
         progress : bool, optional
             Progress bar (:func:`damlib.progress.bar`; default: off in the book build).
         batch_stream : iterable of (clean, noisy), optional
@@ -301,9 +354,10 @@ class Trainer:
         """
         checks.positive_int("steps", steps)
         choice("diverged", diverged, ("mask", "raise"))
-        log_every = checks.positive_int("log_every", log_every or max(1, steps // 50))
-        stream = batch_stream if batch_stream is not None else batches(self.data, self.setup, steps,
-                                                                        generator=self.gen)
+        log_every = checks.positive_int("log_every", max(1, steps // 50) if log_every is None else log_every)
+        if isinstance(record, str) or any(name not in RECORDS for name in record):
+            raise ValueError(f"record must be a collection of names among {RECORDS}, got {record!r}")
+        stream = batch_stream if batch_stream is not None else _batches(self.data, self.setup, steps, self.gen)
         logs, at = [self.evaluate(record)], [self.t]
         for i, (clean, noisy) in enumerate(bar(stream, total=steps, progress=progress,
                                                desc=f"D={self.setup.D} K={self.setup.K}")):
@@ -313,9 +367,9 @@ class Trainer:
                 with torch.no_grad():
                     self._stash = self._forward(self.per_run(self.eval_noisy))[0]
             self.step(clean, noisy)
-            if diverged == "raise" and not bool(self.alive.all()):
-                raise checks.DivergenceError(int(self.died.max()), "loss")
             if self.t % log_every == 0 or i == steps - 1:
+                if diverged == "raise":
+                    self.check_divergence()
                 logs.append(self.evaluate(record))
                 at.append(self.t)
         n_lr = self.lrs.numel()
@@ -325,7 +379,7 @@ class Trainer:
 
         loss = stack("loss")
         extra = {k: stack(k) for k in logs[0] if k != "loss"}
-        return History(self.setup, self.lrs.cpu(), torch.tensor(at), loss, extra,
+        return History(self.setup, self.lrs.cpu(), torch.tensor(at, device="cpu"), loss, extra,
                        self.died.reshape(n_lr, self.seeds).cpu())
 
 
@@ -372,7 +426,8 @@ def _outputs(trainer: Trainer, noisy: torch.Tensor):
 
 
 def first_updates(setup: Setup, lr: float, *, seeds: int = 4, steps: int = 1, seed: int = 0,
-                  dtype=torch.float32, device=None, defaults: Defaults = DEFAULTS) -> dict[str, torch.Tensor]:
+                  dtype=torch.float32, device=None, defaults: Defaults = DEFAULTS,
+                  diverged: str = "raise") -> dict[str, torch.Tensor]:
     """RMS change per entry of the hidden pre-activations and of the outputs over the first steps.
 
     Parameters
@@ -387,21 +442,42 @@ def first_updates(setup: Setup, lr: float, *, seeds: int = 4, steps: int = 1, se
         The first steps to measure.
     seed, dtype, device, defaults
         As for :class:`Trainer`.
+    diverged : {"raise", "mask"}
+        ``"raise"``: a :class:`~damlib.DivergenceError` with the first step at which a loss, an
+        output or a pre-activation is not finite (or a loss passes ``defaults.blowup``);
+        ``"mask"``: diverging runs are parked as in :meth:`Trainer.run` (their later changes measure
+        the parking, not the model) and the result's ``"diverged"`` says which and when.
 
     Returns
     -------
     dict
         ``{"hidden": (steps, seeds), "output": (steps, seeds)}``: the RMS change on the evaluation
-        inputs over each step (Desideratum 2 asks both to stay of order one as the sizes grow).
+        inputs over each step (Desideratum 2 asks both to stay of order one as the sizes grow); with
+        ``diverged="mask"`` also ``"diverged": (seeds,)``, the step at which each run diverged (-1: never).
     """
     checks.positive("lr", lr)
+    checks.positive_int("steps", steps)
+    choice("diverged", diverged, ("raise", "mask"))
     trainer = Trainer(setup, [lr], seeds, seed=seed, dtype=dtype, device=device, defaults=defaults)
     x0, h0 = _outputs(trainer, trainer.eval_noisy)
     out = {"hidden": [], "output": []}
-    for clean, noisy in batches(trainer.data, setup, steps, generator=trainer.gen):
+    watch = checks.Watch()
+    for clean, noisy in _batches(trainer.data, setup, steps, trainer.gen):
         trainer.step(clean, noisy)
         x1, h1 = _outputs(trainer, trainer.eval_noisy)
+        watch.see(trainer.t, x1, "outputs")
+        watch.see(trainer.t, h1, "hidden pre-activations")
         out["hidden"].append((h1 - h0).pow(2).mean((-1, -2)).sqrt())
         out["output"].append((x1 - x0).pow(2).mean((-1, -2)).sqrt())
         x0, h0 = x1, h1
+    if diverged == "mask":
+        return {**{k: torch.stack(v).cpu() for k, v in out.items()}, "diverged": trainer.died.cpu()}
+    errors = []
+    for check in (trainer.check_divergence, watch.check):  # the loss's and the outputs' first bad step
+        try:
+            check()
+        except checks.DivergenceError as err:
+            errors.append(err)
+    if errors:
+        raise min(errors, key=lambda err: err.step)
     return {k: torch.stack(v).cpu() for k, v in out.items()}

@@ -99,7 +99,7 @@ def figure7_run(params: dict, *, steps: int | None = None, resume: bool = True) 
     """
     task, train_seqs, test_seqs, frozen, start = figure7_problem(params)
     trained = ("WO2",) if params["part"] == "top" else tf.TRAINABLE
-    lrs = torch.tensor(params["lrs"], dtype=frozen.E.dtype)
+    lrs = torch.tensor(params["lrs"], dtype=frozen.E.dtype, device=frozen.E.device)
     total = params["steps"] if steps is None else steps
     shown_ids = load_shakespeare_table().encode(params["shown"])
     keep = steps is None

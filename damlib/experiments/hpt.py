@@ -28,8 +28,8 @@ CHECK_STEPS = 10          # the cheap slice: the loss after the first steps
 STEPS = 500               # the book scale's training length
 # the book's grids (logspace(-3, 0, 13) for SGD, logspace(-4, -0.5, 13) for Adam), cut to the
 # points around the optima and the stability edges, to keep the large shards affordable
-SGD_LRS = [float(x) for x in torch.logspace(-3.0, 0.0, 13)[3:]]
-ADAM_LRS = [float(x) for x in torch.logspace(-4.0, -0.5, 13)[5:12]]
+SGD_LRS = [float(x) for x in torch.logspace(-3.0, 0.0, 13, device="cpu")[3:]]
+ADAM_LRS = [float(x) for x in torch.logspace(-4.0, -0.5, 13, device="cpu")[5:12]]
 
 K_ONLY_WIDTHS = (1024, 2048, 4096, 8192, 16384)
 K_ONLY_RECIPES = {"table1": False, "proportional": True}        # recipe: naive
@@ -107,10 +107,10 @@ def history_of(shard) -> dm.History:
     """A stored shard as a :class:`~damlib.denseam.History` of its final losses (one log point),
     so that :func:`damlib.denseam.optimal_lr` and the drawing functions read it like a sweep."""
     params = shard.params
-    final = torch.as_tensor(shard.arrays["final"], dtype=torch.float32)
-    return dm.History(setup_of(params), torch.as_tensor(shard.arrays["lrs"], dtype=torch.float32),
-                      torch.tensor([params["steps"]]), final[None],
-                      diverged=torch.as_tensor(shard.arrays["diverged"]))
+    final = torch.as_tensor(shard.arrays["final"], dtype=torch.float32, device="cpu")
+    return dm.History(setup_of(params), torch.as_tensor(shard.arrays["lrs"], dtype=torch.float32, device="cpu"),
+                      torch.tensor([params["steps"]], device="cpu"), final[None],
+                      diverged=torch.as_tensor(shard.arrays["diverged"], device="cpu"))
 
 
 def stored_sweeps(name: str, shards: dict[int, str]) -> tuple[list[int], list[dm.History], list]:
