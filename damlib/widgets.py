@@ -39,6 +39,7 @@ from . import denseam as dm
 from .plotting import gd as gd_plots
 from .plotting.dam import draw_saddle
 from .plotting.hpt import draw_transfer
+from .plotting.style import COLUMN_DPI
 
 
 def _check_grid(grid: Mapping[str, Sequence]) -> dict[str, list]:
@@ -58,7 +59,7 @@ def _label(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value).replace("$", "")
 
 
-def render_png(fig, dpi: int = 90) -> bytes:
+def render_png(fig, dpi: int = COLUMN_DPI) -> bytes:
     """PNG bytes of a matplotlib figure, which is then closed."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
@@ -82,7 +83,7 @@ def _sliders(grid: dict[str, list], initial: Mapping | None) -> list[widgets.Sel
 
 
 def precomputed_explorer(draw: Callable[..., object], grid: Mapping[str, Sequence], *,
-                         initial: Mapping | None = None, dpi: int = 90) -> widgets.VBox:
+                         initial: Mapping | None = None, dpi: int = COLUMN_DPI) -> widgets.VBox:
     """Sliders over ``grid`` switching between frames drawn in advance; works without a kernel.
 
     ``draw(**params)`` is called once for every point of the grid (product of the values) and
@@ -139,7 +140,7 @@ def live_explorer(draw: Callable[..., object], grid: Mapping[str, Sequence], *,
 
 def plane_explorer(alphas: Sequence[float], p1s: Sequence[float], lrs: Sequence[float], *, steps: int = 35,
                    resolution: int = 60, live: bool = False, initial: Mapping | None = None,
-                   dpi: int = 80) -> widgets.VBox:
+                   dpi: int = COLUMN_DPI) -> widgets.VBox:
     """Sliders over ``alpha``, ``p1`` and ``eta`` redrawing the plane and its GD trajectory.
 
     The states come from :func:`damlib.train.plane_states` and are drawn by
@@ -165,7 +166,7 @@ def plane_explorer(alphas: Sequence[float], p1s: Sequence[float], lrs: Sequence[
 def saddle_explorer(x: torch.Tensor, y: torch.Tensor, betas: Sequence[float], *, n_memories: int = 10,
                     steps: int, lr: float, seed: int = 0, models: dam.DAM | None = None,
                     states: Sequence[Mapping] | None = None, live: bool = False,
-                    initial: Mapping | None = None, dpi: int = 80) -> widgets.VBox:
+                    initial: Mapping | None = None, dpi: int = COLUMN_DPI) -> widgets.VBox:
     """A slider over ``beta`` showing which copied memories are saddles and how the worst one splits.
 
     The computation is :func:`damlib.dam.models_over_beta` and :func:`damlib.dam.saddle_states`, the
@@ -200,7 +201,7 @@ def saddle_explorer(x: torch.Tensor, y: torch.Tensor, betas: Sequence[float], *,
 
 def transfer_explorer(sizes: Sequence[int], recipes: Mapping[str, Callable[[int], dm.History]], *,
                       histories: Mapping[str, Sequence[dm.History]] | None = None, size_name: str = "K",
-                      live: bool = False, initial: Mapping | None = None, dpi: int = 80) -> widgets.VBox:
+                      live: bool = False, initial: Mapping | None = None, dpi: int = COLUMN_DPI) -> widgets.VBox:
     """Sliders over the model size and the recipe, showing the loss against the learning rate
     (frames drawn by :func:`damlib.plotting.hpt.draw_transfer`, as in the chapters' figures).
 
@@ -222,7 +223,8 @@ def transfer_explorer(sizes: Sequence[int], recipes: Mapping[str, Callable[[int]
     initial : mapping, optional
         Initial slider values.
     dpi : int
-        Resolution of the stored frames.
+        Resolution of the stored frames (default: 96, the page column's pixels per inch, so that
+        a frame is shown at the size it was drawn).
 
     Returns
     -------

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import matplotlib.pyplot as plt
 import numpy as np
 
-from .style import COLORS
+from .style import COLORS, figure
 
 
 def draw_saddle(state: Mapping, *, eps: float = 1.0, ylim=None):
     """One state of :func:`damlib.dam.saddle_states`: each memory's splitting eigenvalue (bars, left),
     then the worst memory, its splitting direction and the two copies ``normalise(w +- eps u)`` it
     splits into. Returns the figure."""
-    fig = plt.figure(figsize=(9.0, 2.6))
+    fig = figure(7.0, 2.4)
     grid = fig.add_gridspec(1, 5, width_ratios=[2.2, 1, 1, 1, 1])
     ax = fig.add_subplot(grid[0])
     lam = np.asarray(state["lam"])

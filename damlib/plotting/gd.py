@@ -17,7 +17,7 @@ import matplotlib.colors as mcolors
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .style import COLORS, label_panels, subplots, to_numpy
+from .style import COLORS, figure_legend, label_panels, subplots, to_numpy
 
 # 0-1 loss bins: exactly zero, then tenths; white, then greys of growing darkness
 ZERO_ONE_LEVELS = [-1e-12, 1e-12, *np.linspace(0.1, 1.0, 10)[:-1], 1.0 + 1e-12]
@@ -55,7 +55,7 @@ def draw_plane(state: Mapping[str, np.ndarray], *, title: str = "", axes=None, k
     or a new figure; returns the two axes.
     """
     if axes is None:
-        _, axes = subplots(1, 2, width=8.6, height=3.2)
+        _, axes = subplots(1, 2, width=7.0, height=3.0)
         axes = axes[0]
     ax, bx = axes
     shading = shade_zero_one(ax, state["points"], state["zero_one"])
@@ -99,7 +99,7 @@ def draw_figure7(top: Mapping, bottom: Mapping, *, lrs_top: Sequence[float], lrs
     -------
     matplotlib.figure.Figure
     """
-    fig, axes = subplots(2, 3, width=10.0, height=5.6)
+    fig, axes = subplots(2, 3, width=7.0, height=5.4)
     if top is None:
         for ax in axes[0]:
             ax.text(0.5, 0.5, "not in the results store", ha="center", va="center", transform=ax.transAxes)
@@ -107,6 +107,8 @@ def draw_figure7(top: Mapping, bottom: Mapping, *, lrs_top: Sequence[float], lrs
     else:
         _draw_top(axes[0], top, lrs_top, shown, baseline)
     _draw_bottom(axes[1], bottom, lrs_bottom, shown, triggers, baseline)
+    if top is not None:  # the key of (b, c), under the figure: inside, it covered the margins
+        figure_legend(fig, axes[0, 1], title="token (b, c)")
     label_panels(axes)
     if title:
         fig.suptitle(title, fontsize=9)
@@ -127,7 +129,6 @@ def _draw_top(axes, top, lrs_top, shown, baseline):
         for j, c in enumerate(shown):
             ax.plot(m[:, j], color=COLORS[j], label=repr(c))
         ax.set(title=f"margins of $W_O^2$, $\\eta$ = {lrs_top[i]:g}", xlabel="step", ylabel="margin $m_O$")
-    axes[1].legend(ncol=2, title="token")
 
 
 def _draw_bottom(axes, bottom, lrs_bottom, shown, triggers, baseline):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from ..denseam import History, best_loss, has_optimum, optimal_lr
-from .style import COLORS, label_panels, subplots, to_numpy
+from .style import COLORS, label_panels, size_colors, subplots, to_numpy
 
 LR_LABEL = r"base learning rate $\eta$"
 
@@ -25,9 +25,11 @@ def mark_optimum(ax, history: History, color, *, ms: float = 8.0, **kw) -> None:
 def transfer_curves(ax, histories: Sequence[History], labels: Sequence[str], *, ms: float = 3.0,
                     marker_size: float | None = 8.0, title: str = "") -> None:
     """Final loss per coordinate (mean over seeds) against the base learning rate, one colour per
-    sweep, a cross at each optimum (``marker_size=None``: no crosses). Diverged rates are not drawn."""
+    size (:func:`~damlib.plotting.size_colors`, darker = larger; ``histories`` smallest first), a
+    cross at each optimum (``marker_size=None``: no crosses). Diverged rates are not drawn."""
+    shades = size_colors(len(histories)) if histories else []
     for i, (label, h) in enumerate(zip(labels, histories)):
-        color = COLORS[i % len(COLORS)]
+        color = shades[i]
         ax.loglog(to_numpy(h.lrs), to_numpy(h.final.mean(-1)), "o-", ms=ms, color=color, label=label)
         if marker_size is not None:
             mark_optimum(ax, h, color, ms=marker_size)
@@ -35,9 +37,11 @@ def transfer_curves(ax, histories: Sequence[History], labels: Sequence[str], *, 
 
 
 def loss_curves(ax, histories: Sequence[History], i_lr: int, *, title: str = "") -> None:
-    """Loss per coordinate (mean over seeds) against the step at learning rate index ``i_lr``."""
-    for i, h in enumerate(histories):
-        ax.semilogy(to_numpy(h.steps), to_numpy(h.loss[:, i_lr].mean(-1)), color=COLORS[i % len(COLORS)])
+    """Loss per coordinate (mean over seeds) against the step at learning rate index ``i_lr``, one
+    colour per size as in :func:`transfer_curves`."""
+    shades = size_colors(len(histories)) if histories else []
+    for h, color in zip(histories, shades):
+        ax.semilogy(to_numpy(h.steps), to_numpy(h.loss[:, i_lr].mean(-1)), color=color)
     ax.set(xlabel="step", ylabel="loss / D", title=title)
 
 
@@ -62,7 +66,8 @@ def centring_figure(runs: Mapping[bool, Sequence[History]], sizes: Sequence[int]
     fig, axes
         The figure and its ``(1, 4)`` axes.
     """
-    fig, axes = subplots(1, 4, width=10.0, height=2.6)
+    fig, axes = subplots(2, 2, width=7.0, height=5.0)
+    axes = axes.reshape(1, 4)
     for k, centred in enumerate((False, True)):
         name = "centred" if centred else "uncentred"
         hs = runs[centred]
@@ -122,11 +127,11 @@ def transfer_panels(panels: Mapping[str, tuple], *, size_name: str = "D"):
     at the optima, one colour per size. ``panels[title] = (sizes, histories, ...)`` as
     :func:`damlib.experiments.hpt.stored_sweeps` returns (no sizes: an empty panel).
     Returns the figure and its ``(1, len(panels))`` axes."""
-    fig, axes = subplots(1, len(panels), width=4.0 * len(panels), height=3.0)
+    fig, axes = subplots(1, len(panels), width=min(7.0, 3.5 * len(panels)), height=3.0)
     for ax, (title, run) in zip(axes[0], panels.items()):
         sizes, histories = run[0], run[1]
         transfer_curves(ax, histories, [f"{size_name}={n}" for n in sizes], title=title)
         if histories:
-            ax.legend(fontsize=6)
+            ax.legend(fontsize=7)
     label_panels(axes)
     return fig, axes

@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from damlib.figures import FIGURES
+from damlib.plotting import style
 
 from .browser import ROOT, local_requests, open_page
 
@@ -169,6 +170,45 @@ def test_chapter_downloads_as_executed_notebook(browser, page):
         notebook = json.loads(response.read())
     outputs = sum(len(c.get("outputs", [])) for c in notebook["cells"] if c["cell_type"] == "code")
     assert outputs > 0, f"{page}: the downloaded notebook carries no outputs"
+
+
+# Every image a cell drew, with the dpi it was drawn at (figures: the inline backend's figure.dpi;
+# explorer frames: COLUMN_DPI), its natural and its shown width in px.
+CELL_IMAGES = """
+return Array.from(document.querySelectorAll('.cell_output img')).map(img => ({
+  src: (img.currentSrc || img.src || '').slice(-48),
+  frame: !!img.closest('.widget-vbox, .jupyter-widgets'),
+  linked: (img.closest('a.figure-full-size') || {}).href === img.src,
+  natural: img.naturalWidth,
+  shown: img.getBoundingClientRect().width,
+}));
+"""
+
+
+@pytest.mark.parametrize("page", CHAPTERS)
+def test_figures_fit_the_column(browser, page):
+    """Every figure is drawn at most the column wide (COLUMN_WIDTH inches, plus WIDTH_TOLERANCE for
+    what bbox "tight" adds), and shown so that text of MIN_FONT_PT lands at MIN_TEXT_PX or more;
+    a click on a figure opens its full-size image (book/_static/figure-zoom.js)."""
+    open_page(browser, page)
+    browser.execute_async_script(IMAGES)
+    limit = style.COLUMN_WIDTH + style.WIDTH_TOLERANCE
+    wide, small, unlinked = [], [], []
+    for img in browser.execute_script(CELL_IMAGES):
+        if not img["natural"]:
+            continue
+        if not img["frame"] and not img["linked"]:
+            unlinked.append(img["src"])
+        dpi = style.COLUMN_DPI if img["frame"] else style.STYLE["figure.dpi"]
+        inches = img["natural"] / dpi
+        if inches > limit:
+            wide.append(f"{img['src']}: {inches:.2f} in")
+        text_px = style.MIN_FONT_PT / 72 * img["shown"] / inches
+        if text_px < style.MIN_TEXT_PX - 0.05:
+            small.append(f"{img['src']}: {text_px:.1f} px")
+    assert not wide, f"{page}: figures drawn wider than {limit} inches: {wide}"
+    assert not small, f"{page}: figures whose smallest text is shown below {style.MIN_TEXT_PX} px: {small}"
+    assert not unlinked, f"{page}: figures that do not open their full-size image: {unlinked}"
 
 
 # External links may go to the papers and to the projects the book is built with, nowhere else.
