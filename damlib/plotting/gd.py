@@ -107,8 +107,11 @@ def draw_figure7(top: Mapping, bottom: Mapping, *, lrs_top: Sequence[float], lrs
     else:
         _draw_top(axes[0], top, lrs_top, shown, baseline)
     _draw_bottom(axes[1], bottom, lrs_bottom, shown, triggers, baseline)
-    if top is not None:  # the key of (b, c), under the figure: inside, it covered the margins
-        figure_legend(fig, axes[0, 1], title="token (b, c)")
+    # the keys of the margins, under the figure: inside, they covered the curves
+    tokens = axes[0, 1] if top is not None else axes[1, 1]
+    figure_legend(fig, tokens, loc="outside lower left", ncol=len(shown),
+                  title="token (b, c, e)" if top is not None else "token (e)")
+    figure_legend(fig, axes[1, 2], loc="outside lower right", ncol=len(triggers), title="trigger (f)")
     label_panels(axes)
     if title:
         fig.suptitle(title, fontsize=9)
@@ -121,14 +124,14 @@ def _draw_top(axes, top, lrs_top, shown, baseline):
     for i, lr in enumerate(lrs_top):
         ax.plot(loss[:, i], color=COLORS[i], label=f"$\\eta$ = {lr:g}")
     ax.axhline(baseline, color="k", ls=":", lw=1)
-    ax.set(title=f"only $W_O^2$ trained, d = {top['d']}", xlabel="step", ylabel="training loss",
+    ax.set(title=f"only $W_O^2$ trained\nd = {top['d']}", xlabel="step", ylabel="training loss",
            ylim=(0, 2 * baseline))
     ax.legend()
     for ax, i in zip(axes[1:], (0, len(lrs_top) - 1)):
         m = to_numpy(top["WO2"][:, i])
         for j, c in enumerate(shown):
             ax.plot(m[:, j], color=COLORS[j], label=repr(c))
-        ax.set(title=f"margins of $W_O^2$, $\\eta$ = {lrs_top[i]:g}", xlabel="step", ylabel="margin $m_O$")
+        ax.set(title=f"margins of $W_O^2$\n$\\eta$ = {lrs_top[i]:g}", xlabel="step", ylabel="margin $m_O$")
 
 
 def _draw_bottom(axes, bottom, lrs_bottom, shown, triggers, baseline):
@@ -139,7 +142,7 @@ def _draw_bottom(axes, bottom, lrs_bottom, shown, triggers, baseline):
         for i, lr in enumerate(lrs_bottom):
             ax.plot(loss[:, i], style, color=COLORS[i], label=f"$\\eta$ = {lr:g}" if d == dims[-1] else None)
     ax.axhline(baseline, color="k", ls=":", lw=1)
-    ax.set(title=f"all three trained, d = {dims[0]} (dashed), {dims[1]}", xlabel="step",
+    ax.set(title=f"all three trained\nd = {dims[0]} (dashed), {dims[1]}", xlabel="step",
            ylabel="training loss", ylim=(0, 2 * baseline))
     ax.legend()
     big = bottom[dims[-1]]
@@ -148,6 +151,5 @@ def _draw_bottom(axes, bottom, lrs_bottom, shown, triggers, baseline):
         for j, c in enumerate(labels):
             ax.plot(m[:, j], color=COLORS[j], label=repr(c))
         ax.axhline(0, color="k", lw=0.8)
-        ax.set(title=f"margins of {what}, d = {dims[-1]}, $\\eta$ = {lrs_bottom[-1]:g}", xlabel="step",
+        ax.set(title=f"margins of {what}\nd = {dims[-1]}, $\\eta$ = {lrs_bottom[-1]:g}", xlabel="step",
                ylabel="margin")
-        ax.legend(ncol=2, title="token" if key == "WO2" else "trigger")
