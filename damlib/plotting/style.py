@@ -1,6 +1,10 @@
 """One matplotlib style for every figure of the book, and helpers that repeat.
 
-Call :func:`use_style` once at the top of a notebook.
+Call :func:`use_style` once at the top of a notebook. The convention: a figure is drawn at most
+:data:`COLUMN_WIDTH` inches wide (:func:`subplots` and :func:`figure` refuse wider ones; lay panels
+out in more rows instead), so that the page column shows it at 96 px per inch and its text, never
+below :data:`MIN_FONT_PT`, at 9 px or more; ordered sizes take :func:`size_colors`; a legend that
+would cover data goes under the figure (:func:`figure_legend`).
 """
 
 from __future__ import annotations
