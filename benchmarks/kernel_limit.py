@@ -5,7 +5,8 @@ Usage: python benchmarks/kernel_limit.py [--sizes 64 128 256] [--steps 20] [--th
 For the hpt sweep (ReLU, SGD, 13 learning rates x 3 seeds, D = K = B) at each size, and for one
 full-batch step of the gd transformer (4 learning rates, d = 64, T = 32, 1,536 sequences in chunks
 of 128, as in the book), it counts the floating-point operations of the work with
-``torch.utils.flop_counter.FlopCounterMode`` (matmuls only: what the limit is about), times the
+``torch.utils.flop_counter.FlopCounterMode`` (matmuls only: what the limit is about; the achieved
+rate is counted flops over wall time, whatever the nominal count), times the
 work, and prints the achieved GFLOP/s against two limits measured in the same run: ``torch.bmm`` on
 the batch of shapes the counter saw most (flop-weighted), and one square ``torch.mm`` of about the
 same flop count. On the GPU (when torch sees one) the same is printed for the GPU.
@@ -107,8 +108,8 @@ def main() -> None:
             limits = {"bmm": bmm_limit(runs, B, Dm, K, device), "mm": peak}
             report(f"hpt sweep D=K=B={D} ({runs} runs)", flops, t, limits)
             nominal = 12 * K * Dm * B * runs * args.steps
-            print(f"  counted {flops / nominal:.2f} x the 12 K D B flops of each model-step "
-                  "(the rest: the loss evaluations at the log points)")
+            print(f"  counted {flops / nominal:.2f} x 12 K D B per model-step (the forward and "
+                  "backward of both matmuls, loss evaluations aside)")
         work, (batch, m, k, n) = transformer_step(device)
         work()
         flops, by_shape = counted(work)
