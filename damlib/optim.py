@@ -1,7 +1,9 @@
 """Optimisers that step a whole batch of independent runs at once, each with its own learning rate.
 
 Every parameter carries a leading run axis ``R``; ``lrs[i]`` is an ``(R,)`` tensor of rates for
-parameter ``i``. The arithmetic is ``torch.optim``'s, applied in place.
+parameter ``i``. The updates are ``torch.optim``'s, applied in place, with the float operations in
+another order: they equal ``torch.optim`` run by run to round-off (``tests/test_optim.py``), not
+bit for bit.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class BatchedSGD:
 
 
 class BatchedAdam(BatchedSGD):
-    """Adam (Kingma and Ba; torch.optim.Adam's arithmetic) on ``R`` runs with per-run learning rates."""
+    """Adam (Kingma and Ba; torch.optim.Adam's update) on ``R`` runs with per-run learning rates."""
 
     def __init__(self, params, lrs, *, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
         super().__init__(params, lrs)
