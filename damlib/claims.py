@@ -21,6 +21,34 @@ COLUMNS = (
 )
 
 
+class ClaimsFrame(pd.DataFrame):
+    """A DataFrame that displays every text in full.
+
+    pandas cuts a cell at ``display.max_colwidth`` characters (50 by default), which would
+    cut most claims and criteria, and in a terminal drops the columns that do not fit; this
+    frame lifts both limits for its own display only. Indexing it (``table["holds"]``,
+    ``table.loc[...]``) works as on any DataFrame.
+    """
+
+    @property
+    def _constructor(self):
+        # rows selected from the table (an assertion's message) display in full too
+        return ClaimsFrame
+
+    def __repr__(self) -> str:
+        with _in_full():
+            return super().__repr__()
+
+    def _repr_html_(self) -> str | None:
+        with _in_full():
+            return super()._repr_html_()
+
+
+def _in_full():
+    """The display options under which a table shows every text and every column."""
+    return pd.option_context("display.max_colwidth", None, "display.max_columns", None)
+
+
 class Claims:
     """Collects the rows of a claims table, in the order they are added."""
 
@@ -79,6 +107,6 @@ class Claims:
         """The claims added so far, in order."""
         return [row["claim"] for row in self.rows]
 
-    def frame(self) -> pd.DataFrame:
-        """The table: one row per claim, the columns of ``COLUMNS``."""
-        return pd.DataFrame(self.rows, columns=list(COLUMNS))
+    def frame(self) -> ClaimsFrame:
+        """The table: one row per claim, the columns of ``COLUMNS``, texts shown in full."""
+        return ClaimsFrame(self.rows, columns=list(COLUMNS))

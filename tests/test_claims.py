@@ -1,5 +1,7 @@
 """The claims table that chapters build and assert on."""
 
+from html import escape
+
 import pandas as pd
 import pytest
 
@@ -52,3 +54,19 @@ def test_a_claim_is_added_once():
     claims.add("c", "x > 0", 1, True)
     with pytest.raises(ValueError, match="already"):
         claims.add("c", "x > 0", 2, True)
+
+
+def test_the_display_shows_the_texts_in_full():
+    claim = "uncentred: the largest eigenvalue of the hidden Gram matrix grows with the size"
+    criterion = "lambda_1 / lambda_2 at initialisation, largest / smallest size > 1.5"
+    assert len(claim) > 50 and len(criterion) > 50  # pandas cuts cells at 50 by default
+    claims = Claims()
+    claims.add(claim, criterion, 2.0, True, "centred, the same measure " * 3, 1.0, True)
+    frame = claims.frame()
+    assert isinstance(frame, pd.DataFrame)
+    for shown in (frame, frame[frame["holds"]], frame.set_index("claim")):
+        assert criterion in repr(shown) and escape(criterion) in shown._repr_html_()
+    assert claim in repr(frame) and escape(claim) in frame._repr_html_()
+    # only the table's display: the option is left as it was
+    assert pd.get_option("display.max_colwidth") == 50
+    assert "..." in repr(pd.DataFrame({"claim": [claim]}))

@@ -45,6 +45,7 @@ CONTAINERS = {
     "damlib.denseam.History", "damlib.denseam.Params", "damlib.denseam.Scales", "damlib.denseam.SweepPlan",
     "damlib.denseam.Transfer", "damlib.store.Shard", "damlib.store.CorruptShard", "damlib.store.StaleShard",
     "damlib.store.StoreError", "damlib.store.VerificationError", "damlib.experiments.Experiment",
+    "damlib.claims.ClaimsFrame",
 }
 EXEMPT.update({name: "a result or data container" for name in CONTAINERS})
 
