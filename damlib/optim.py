@@ -23,14 +23,18 @@ class BatchedSGD:
         return self.lrs[i].reshape(-1, *([1] * (p.dim() - 1)))
 
     @torch.no_grad()
-    def step(self, grads: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Apply one step in place; returns the updates ``Delta p``."""
-        deltas = []
+    def step(self, grads: list[torch.Tensor], *, deltas: bool = True) -> list[torch.Tensor] | None:
+        """Apply one step in place; returns the updates ``Delta p`` (``None`` with ``deltas=False``,
+        which spares a temporary the size of each parameter)."""
+        out = []
         for i, (p, g) in enumerate(zip(self.params, grads, strict=True)):
-            d = -self._lr(i, p) * g
-            p.add_(d)
-            deltas.append(d)
-        return deltas
+            if deltas:
+                d = -self._lr(i, p) * g
+                p.add_(d)
+                out.append(d)
+            else:
+                p.addcmul_(self._lr(i, p), g, value=-1)
+        return out if deltas else None
 
     def reset(self, dead: torch.Tensor) -> None:
         """Forget the state of the runs where ``dead`` (R,) is true (SGD has none)."""
@@ -46,19 +50,19 @@ class BatchedAdam(BatchedSGD):
         self.v = [torch.zeros_like(p) for p in params]
 
     @torch.no_grad()
-    def step(self, grads):
+    def step(self, grads, *, deltas: bool = True):
         self.t += 1
         b1, b2 = self.betas
         bc1, bc2 = 1 - b1**self.t, 1 - b2**self.t
-        deltas = []
+        out = []
         for i, (p, g) in enumerate(zip(self.params, grads, strict=True)):
             self.m[i].lerp_(g, 1 - b1)
             self.v[i].mul_(b2).addcmul_(g, g, value=1 - b2)
-            denom = (self.v[i].sqrt() / math.sqrt(bc2)).add_(self.eps)
-            d = -(self._lr(i, p) / bc1) * self.m[i] / denom
+            denom = self.v[i].sqrt().div_(math.sqrt(bc2)).add_(self.eps)
+            d = torch.mul(-(self._lr(i, p) / bc1), self.m[i]).div_(denom)
             p.add_(d)
-            deltas.append(d)
-        return deltas
+            out.append(d)
+        return out if deltas else None
 
     def reset(self, dead):
         for s in self.m + self.v:

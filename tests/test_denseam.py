@@ -114,6 +114,35 @@ def test_centred_gradient_is_projected_and_loss_invariant():
     torch.testing.assert_close(dm.mse(x_hat2, x).sum(), loss.detach())
 
 
+@pytest.mark.parametrize("activation,p", [("linear", 1.0), ("relu", 1.0), ("relu", 0.5), ("relu", 2.0),
+                                          ("relu", 3.0), ("softmax", 1.0)])
+@pytest.mark.parametrize("centred", [True, False])
+def test_closed_form_gradients_equal_autograd(activation, p, centred):
+    """The training step's closed-form loss and gradients (the fast path) against autograd through
+    :func:`forward` and :func:`mse` (the reference path), with per-seed clean targets broadcast."""
+    from damlib.denseam.model import _loss_and_grads
+
+    gen = torch.Generator().manual_seed(1)
+    pr = _params(R=6, K=7, D=5, seed=2)
+    pr.b.normal_(generator=gen)
+    pr.c.normal_(generator=gen)
+    clean = torch.randn(3, 4, 5, generator=gen, dtype=torch.float64)       # S = 3 sets, R = 2 S runs
+    noisy = (clean + 0.5 * torch.randn(clean.shape, generator=gen, dtype=torch.float64)).repeat(2, 1, 1)
+    kw = dict(s_in=0.7, s_out=1.3, activation=activation, p=p, centred=centred)
+    ref = [t.clone().requires_grad_(True) for t in pr.tensors()]
+    x_hat, h, _ = dm.forward(dm.Params(*ref), noisy, **kw)
+    assert bool((h < 0).any()) and bool((h > 0).any())
+    ref_loss = dm.mse(x_hat, clean.repeat(2, 1, 1))
+    ref_grads = torch.autograd.grad(ref_loss.sum(), ref)
+    loss, grads = _loss_and_grads(pr, noisy, clean, **kw)
+    torch.testing.assert_close(loss, ref_loss.detach(), rtol=1e-12, atol=1e-12)
+    for g, r in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-12)
+    # control: the gradient of the other centring differs from the reference
+    _, other = _loss_and_grads(pr, noisy, clean, **{**kw, "centred": not centred})
+    assert not torch.allclose(other[0], ref_grads[0], rtol=1e-3, atol=1e-6)
+
+
 def test_gram_and_participation():
     a = torch.rand(2, 20, 40, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     ev = dm.gram_eigenvalues(a, centred=False)

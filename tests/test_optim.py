@@ -1,5 +1,6 @@
 """The batched optimisers against torch.optim, one run at a time."""
 
+import pytest
 import torch
 
 from damlib import dam
@@ -66,3 +67,20 @@ def test_krotov_hopfield_training_is_torch_adam_with_clipping():
         with torch.no_grad():
             ref.clamp_(-1, 1)
     torch.testing.assert_close(xi, ref.detach(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("opt", [BatchedSGD, BatchedAdam])
+def test_step_without_deltas_is_the_same_step(opt):
+    """``deltas=False`` (no temporary per parameter) moves the parameters as ``deltas=True`` does."""
+    gen = torch.Generator().manual_seed(0)
+    p0 = torch.randn(4, 6, 3, generator=gen)
+    lrs = [torch.tensor([0.1, 0.01, 1.0, 0.3])]
+    a, b = p0.clone(), p0.clone()
+    oa, ob = opt([a], lrs), opt([b], lrs)
+    for _ in range(5):
+        g = torch.randn(p0.shape, generator=gen)
+        d = oa.step([g])
+        assert ob.step([g], deltas=False) is None
+        assert d[0].shape == p0.shape
+    torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+    assert not torch.equal(a, p0)

@@ -17,7 +17,17 @@ from .. import checks
 from ..config import device as default_device
 from ..optim import BatchedAdam, BatchedSGD
 from ..progress import bar
-from .model import Params, _forward, _mse, centre, gram_eigenvalues, init_params, participation
+from .model import (
+    Params,
+    _denoise,
+    _forward,
+    _loss_and_grads,
+    _mse,
+    centre,
+    gram_eigenvalues,
+    init_params,
+    participation,
+)
 from .settings import DEFAULTS, Defaults
 from .table import ACTIVATIONS, DIMS, OPTIMIZERS, REGIMES, Parameterisation, Scales, choice, parameterisation
 
@@ -223,7 +233,8 @@ class Trainer:
         self.eval_clean = data[:, :n_eval]
         self.eval_noisy = self.eval_clean + setup.noise * torch.randn(
             self.eval_clean.shape, generator=self.gen, dtype=dtype, device=dev)
-        sc = setup.scales()
+        self._eval_inputs = self.per_run(self.eval_noisy)                            # (R, n_eval, D)
+        sc = self._scales = setup.scales()
         base = lrs.to(dev).repeat_interleave(seeds)                                 # (R,)
         self.run_lrs = [base * sc.lr_W, base * sc.lr_b, base * sc.lr_c]
         opt = BatchedAdam if setup.optimizer == "adam" else BatchedSGD
@@ -235,10 +246,13 @@ class Trainer:
         self.last_update: torch.Tensor | None = None
         self._stash: torch.Tensor | None = None   # outputs before the last step, for the "dout" record
 
-    def _forward(self, x: torch.Tensor, params: Params | None = None):
-        s, sc = self.setup, self.setup.scales()
-        return _forward(params or self.params, x, s_in=sc.s_in, s_out=sc.s_out, activation=s.activation,
-                       p=s.p, centred=s.centred)
+    def _forward(self, x: torch.Tensor, params: Params | None = None, *, outputs_only: bool = False):
+        """``(x_hat, h, a)`` of every run on ``x``; with ``outputs_only``, ``x_hat`` by the faster
+        :func:`~.model._denoise`."""
+        s, sc = self.setup, self._scales
+        fn = _denoise if outputs_only else _forward
+        return fn(params or self.params, x, s_in=sc.s_in, s_out=sc.s_out, activation=s.activation,
+                  p=s.p, centred=s.centred)
 
     @torch.no_grad()
     def denoise(self, x: torch.Tensor, iterations: int = 1) -> torch.Tensor:
@@ -252,36 +266,38 @@ class Trainer:
                              f"got {tuple(x.shape)}")
         x = x.to(self.params.W)
         for _ in range(iterations):
-            x = self._forward(x)[0]
+            x = self._forward(x, outputs_only=True)
         return x
 
     def per_run(self, x_seeded: torch.Tensor) -> torch.Tensor:
         """Broadcast a per-seed tensor ``(S, ...)`` to the runs ``(R, ...)``."""
         return x_seeded[self.seed_of_run]
 
-    def step(self, clean: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
-        """One optimiser step on the per-seed batch ``(S, B, D)``; returns the loss per run before it."""
-        ps = self.params.tensors()
-        for p in ps:
-            p.requires_grad_(True)
-        x_hat, _, _ = self._forward(self.per_run(noisy))
-        loss = _mse(x_hat, self.per_run(clean))
-        grads = torch.autograd.grad(loss.sum(), ps)
-        for p in ps:
-            p.requires_grad_(False)
+    def step(self, clean: torch.Tensor, noisy: torch.Tensor, *, measure_update: bool = True
+             ) -> torch.Tensor:
+        """One optimiser step on the per-seed batch ``(S, B, D)``; returns the loss per run before it.
+
+        ``measure_update=False`` skips the RMS of the step (the ``update`` record), for the steps
+        after which nothing is recorded."""
+        s, sc = self.setup, self._scales
+        loss, grads = _loss_and_grads(self.params, self.per_run(noisy), clean, s_in=sc.s_in,
+                                      s_out=sc.s_out, activation=s.activation, p=s.p, centred=s.centred)
         self.t += 1
-        deltas = self.opt.step(list(grads))
-        dW = centre(deltas[0]) if self.setup.centred else deltas[0]
-        self.last_update = dW.pow(2).mean((-1, -2)).sqrt()
-        self._check(loss.detach())
-        return loss.detach()
+        deltas = self.opt.step(grads, deltas=measure_update)
+        if measure_update:
+            dW = centre(deltas[0]) if s.centred else deltas[0]
+            self.last_update = dW.pow(2).mean((-1, -2)).sqrt()
+        self._check(loss)
+        return loss
 
     def _check(self, loss: torch.Tensor) -> None:
         """Mark the runs that diverged at this step, on the device (no host sync): their step goes to
         ``died``, their parameters are parked at a finite point and their rates and moments zeroed."""
         bad = ~torch.isfinite(loss) | (loss / self.setup.D > self.defaults.blowup)
         for p in self.params.tensors():
-            bad |= ~torch.isfinite(p).flatten(1).all(1)
+            # a run's sum is not finite when one of its entries is not (or when they overflow
+            # together, far past the blow-up level): one read of the weights, no temporary
+            bad |= ~torch.isfinite(p.flatten(1).sum(1))
         newly = bad & self.alive
         self.died = torch.where(newly, self.t, self.died)
         self.alive &= ~newly
@@ -301,7 +317,11 @@ class Trainer:
     def evaluate(self, record: Iterable[str] = ()) -> dict[str, torch.Tensor]:
         """Loss per coordinate on the fixed evaluation set, and the quantities of ``record`` (among
         :data:`RECORDS`); ``(R,)`` each."""
-        x_hat, h, a = self._forward(self.per_run(self.eval_noisy))
+        x_eval = self._eval_inputs
+        if {"gram", "k_eff", "hidden"} & set(record):
+            x_hat, h, a = self._forward(x_eval)
+        else:
+            x_hat = self._forward(x_eval, outputs_only=True)
         out = {"loss": _mse(x_hat, self.per_run(self.eval_clean)) / self.setup.D}
         for name in record:
             if name == "gram":
@@ -311,7 +331,7 @@ class Trainer:
                 out["k_eff"] = participation(a)
             elif name == "update":
                 out["update"] = (self.last_update if self.last_update is not None
-                                 else torch.zeros(self.R, device=a.device))
+                                 else torch.zeros(self.R, device=x_hat.device))
             elif name == "hidden":
                 out["hidden"] = h.pow(2).mean((-1, -2)).sqrt()
             elif name == "dout":
@@ -363,10 +383,11 @@ class Trainer:
                                                desc=f"D={self.setup.D} K={self.setup.K}")):
             if i >= steps:
                 break
-            if "dout" in record and ((self.t + 1) % log_every == 0 or i == steps - 1):
+            logs_next = (self.t + 1) % log_every == 0 or i == steps - 1
+            if "dout" in record and logs_next:
                 with torch.no_grad():
-                    self._stash = self._forward(self.per_run(self.eval_noisy))[0]
-            self.step(clean, noisy)
+                    self._stash = self._forward(self._eval_inputs, outputs_only=True)
+            self.step(clean, noisy, measure_update="update" in record and logs_next)
             if self.t % log_every == 0 or i == steps - 1:
                 if diverged == "raise":
                     self.check_divergence()
