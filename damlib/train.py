@@ -174,8 +174,12 @@ def sweep(
     wanted[at] = True
     out: dict[str, list[torch.Tensor]] = {name: [] for name in record}
 
+    absent = p_full == 0
+    one_hot = torch.nn.functional.one_hot(targets, U.shape[-2]).to(W.dtype)
+    p_col = p_full.unsqueeze(-1)
+
     def observe(t: int, S: torch.Tensor) -> None:
-        perfect = (am._margins(S, targets) > 0) | (p_full == 0)
+        perfect = (am._margins(S, targets) > 0) | absent
         first.masked_fill_(perfect.all(-1) & (first < 0), t)
         if not wanted[t]:
             return
@@ -200,9 +204,10 @@ def sweep(
         observe(t, S)
         if t == steps:
             break
-        weights = p_full if batch_size is None else _minibatch(p_flat, batch_size, generator).view_as(p_full)
-        R = am._residuals(S, targets)
-        W = W - eta * (Et @ (weights.unsqueeze(-1) * R) @ U)
+        weights = p_col if batch_size is None else _minibatch(p_flat, batch_size, generator).view_as(
+            p_full).unsqueeze(-1)
+        R = torch.softmax(S, dim=-1) - one_hot            # the residuals of memory._residuals
+        W = W - eta * (Et @ (weights * R) @ U)
         watch.see(t + 1, W, "matrix W")
     watch.check()
     records = {name: torch.stack(values) for name, values in out.items()}
