@@ -345,6 +345,10 @@ def _temporary(folder: Path, name: str, data: bytes) -> Path:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        # a temporary file is private (0600); the stored file is not: the mode open() would give
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(handle.name, 0o666 & ~umask)
     except BaseException:
         Path(handle.name).unlink(missing_ok=True)
         raise

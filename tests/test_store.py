@@ -4,6 +4,7 @@ import datetime
 import hashlib
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -81,6 +82,18 @@ def test_round_trip(tmp_path):
     assert meta["arrays"]["loss"] == {"shape": [20], "dtype": "float64"}
     assert shard.command.startswith(f"DAMLIB_RESULTS={tmp_path.resolve()} python -m damlib.experiments run toy small")
     assert leftovers(tmp_path) == []
+
+
+def test_stored_files_take_the_umask_not_the_temporary_file_mode(tmp_path):
+    """The files are written to private temporary files (0600) and renamed: they must still end
+    with the mode a plain ``open()`` would give them."""
+    umask = os.umask(0o022)
+    try:
+        npz = write_toy(tmp_path)
+    finally:
+        os.umask(umask)
+    for path in (npz, npz.with_suffix(".json")):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
 
 
 def test_identical_arrays_give_identical_files(tmp_path):
