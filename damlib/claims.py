@@ -40,8 +40,11 @@ class ClaimsFrame(pd.DataFrame):
             return super().__repr__()
 
     def _repr_html_(self) -> str | None:
+        # the page shows the table without its row numbers (an index of its own stays), and with
+        # headers that can wrap ("control value"), so that it fits the column
+        shown = pd.DataFrame(self).rename(columns=lambda name: str(name).replace("_", " "))
         with _in_full():
-            return super()._repr_html_()
+            return shown.to_html(index=not isinstance(self.index, pd.RangeIndex), notebook=True)
 
 
 def _in_full():

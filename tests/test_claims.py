@@ -70,3 +70,15 @@ def test_the_display_shows_the_texts_in_full():
     # only the table's display: the option is left as it was
     assert pd.get_option("display.max_colwidth") == 50
     assert "..." in repr(pd.DataFrame({"claim": [claim]}))
+
+
+def test_the_page_shows_wrapping_headers_and_no_row_numbers():
+    claims = Claims()
+    claims.add("a claim", "x > 0", 2.0, True, "a control", -1.0, True)
+    claims.add("another claim", "x > 0", 3.0, True)
+    html = claims.frame()._repr_html_()
+    assert "<th>control value</th>" in html and "control_value" not in html
+    assert "<th>0</th>" not in html and "<th>1</th>" not in html
+    # an index of the chapter's own is kept
+    assert "<th>a claim</th>" in claims.frame().set_index("claim")._repr_html_()
+    assert claims.frame()["control_value"].iloc[0] == -1.0      # the columns keep their names
