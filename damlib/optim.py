@@ -28,12 +28,12 @@ class BatchedSGD:
         which spares a temporary the size of each parameter)."""
         out = []
         for i, (p, g) in enumerate(zip(self.params, grads, strict=True)):
+            lr = self._lr(i, p)
             if deltas:
-                d = -self._lr(i, p) * g
-                p.add_(d)
-                out.append(d)
-            else:
-                p.addcmul_(self._lr(i, p), g, value=-1)
+                out.append(-lr * g)
+            # one fused pass, the same whether or not the updates are returned (so that recording
+            # them does not move a trajectory by a rounding)
+            p.addcmul_(lr, g, value=-1)
         return out if deltas else None
 
     def reset(self, dead: torch.Tensor) -> None:

@@ -225,6 +225,37 @@ def test_sweep_masks_or_raises_on_divergence():
     assert err.value.step >= 1
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_parking_at_log_points_only_changes_no_live_run(optimizer):
+    """Trainer.run parks the runs that died at its log points only; every number of the live
+    runs, and each divergence step, equals a loop that parks after every step."""
+    setup = dm.proportional(8, activation="relu", optimizer=optimizer)
+    lrs = [0.01, 0.3, 30.0, 3e3] if optimizer == "sgd" else [1e-3, 0.3, 30.0, 3e3]
+    lazy = dm.Trainer(setup, lrs, 2, seed=4, device="cpu")
+    eager = dm.Trainer(setup, lrs, 2, seed=4, device="cpu")
+    stream = list(dm.batches(lazy.data, setup, 40, generator=lazy.gen))
+    hist = lazy.run(40, log_every=8, batch_stream=iter(stream), progress=False)
+    losses = [eager.evaluate()["loss"]]
+    for t, (clean, noisy) in enumerate(stream, 1):
+        eager.step(clean, noisy)                                      # parks every step
+        if t % 8 == 0:
+            losses.append(eager.evaluate()["loss"])
+    assert hist.n_diverged > 0 and bool((hist.diverged == -1).any())
+    assert torch.equal(hist.loss, torch.stack(losses).reshape(hist.loss.shape))
+    assert torch.equal(lazy.died, eager.died)
+    for a, b in zip(lazy.params.tensors(), eager.params.tensors(), strict=True):
+        assert torch.equal(a, b)                                      # both parked at the end
+    # control: parking is deferred, so the equality above is not vacuous: a run that died
+    # between log points keeps its diverged weights until it is parked
+    lazy2 = dm.Trainer(setup, lrs, 2, seed=4, device="cpu")
+    for clean, noisy in stream[:7]:
+        lazy2.step(clean, noisy, park=False)
+    dead = lazy2.died >= 0
+    assert bool(dead.any()) and bool((lazy2.params.W[dead] != 0).any())
+    lazy2._park()
+    assert bool((lazy2.params.W[dead] == 0).all())
+
+
 def test_sweep_bad_input():
     setup = dm.proportional(4)
     with pytest.raises(ValueError, match="lrs"):

@@ -242,6 +242,7 @@ class Trainer:
         self.opt = opt(self.params.tensors(), self.run_lrs, **kw)
         self.alive = torch.ones(self.R, dtype=torch.bool, device=dev)
         self.died = torch.full((self.R,), -1, dtype=torch.long, device=dev)
+        self._unparked = torch.zeros(self.R, dtype=torch.bool, device=dev)  # died, not yet parked
         self.t = 0
         self.last_update: torch.Tensor | None = None
         self._stash: torch.Tensor | None = None   # outputs before the last step, for the "dout" record
@@ -273,12 +274,14 @@ class Trainer:
         """Broadcast a per-seed tensor ``(S, ...)`` to the runs ``(R, ...)``."""
         return x_seeded[self.seed_of_run]
 
-    def step(self, clean: torch.Tensor, noisy: torch.Tensor, *, measure_update: bool = True
-             ) -> torch.Tensor:
+    def step(self, clean: torch.Tensor, noisy: torch.Tensor, *, measure_update: bool = True,
+             park: bool = True) -> torch.Tensor:
         """One optimiser step on the per-seed batch ``(S, B, D)``; returns the loss per run before it.
 
-        ``measure_update=False`` skips the RMS of the step (the ``update`` record), for the steps
-        after which nothing is recorded."""
+        ``measure_update=False`` skips the RMS of the step (the ``update`` record), and
+        ``park=False`` leaves the runs that diverged unparked (their rates are zero at once; their
+        parameters and moments are reset at the next step that parks), both for the steps after
+        which nothing is read."""
         s, sc = self.setup, self._scales
         loss, grads = _loss_and_grads(self.params, self.per_run(noisy), clean, s_in=sc.s_in,
                                       s_out=sc.s_out, activation=s.activation, p=s.p, centred=s.centred)
@@ -288,11 +291,13 @@ class Trainer:
             dW = centre(deltas[0]) if s.centred else deltas[0]
             self.last_update = dW.pow(2).mean((-1, -2)).sqrt()
         self._check(loss)
+        if park:
+            self._park()
         return loss
 
     def _check(self, loss: torch.Tensor) -> None:
         """Mark the runs that diverged at this step, on the device (no host sync): their step goes to
-        ``died``, their parameters are parked at a finite point and their rates and moments zeroed."""
+        ``died`` and their rates are zeroed (:meth:`_park` then resets their state)."""
         bad = ~torch.isfinite(loss) | (loss / self.setup.D > self.defaults.blowup)
         for p in self.params.tensors():
             # a run's sum is not finite when one of its entries is not (or when they overflow
@@ -301,11 +306,18 @@ class Trainer:
         newly = bad & self.alive
         self.died = torch.where(newly, self.t, self.died)
         self.alive &= ~newly
-        for p in self.params.tensors():
-            p.masked_fill_(newly.view(-1, *([1] * (p.dim() - 1))), 0)
         for lr in self.opt.lrs:
             lr.masked_fill_(newly, 0)
-        self.opt.reset(newly)
+        self._unparked |= newly
+
+    def _park(self) -> None:
+        """Park the runs that died since the last call at a finite point (parameters zero) and zero
+        their optimiser moments; until then a dead run may hold non-finite values, which touch no
+        other run (every operation of a step is per run)."""
+        for p in self.params.tensors():
+            p.masked_fill_(self._unparked.view(-1, *([1] * (p.dim() - 1))), 0)
+        self.opt.reset(self._unparked)
+        self._unparked.zero_()
 
     def check_divergence(self) -> None:
         """Raise :class:`~damlib.DivergenceError` at the earliest step at which some run diverged."""
@@ -387,7 +399,7 @@ class Trainer:
             if "dout" in record and logs_next:
                 with torch.no_grad():
                     self._stash = self._forward(self._eval_inputs, outputs_only=True)
-            self.step(clean, noisy, measure_update="update" in record and logs_next)
+            self.step(clean, noisy, measure_update="update" in record and logs_next, park=logs_next)
             if self.t % log_every == 0 or i == steps - 1:
                 if diverged == "raise":
                     self.check_divergence()
