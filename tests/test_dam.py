@@ -326,6 +326,23 @@ def test_splitting_matrix_is_the_antisymmetric_hessian_block():
     assert h_min == pytest.approx(min(h_a_min, vals[1].item() / 2, 0.0), abs=1e-10)
 
 
+def test_splitting_matrix_projection_is_the_explicit_one():
+    """The rank-two projection of ``splitting_matrix`` equals ``P S P`` with ``P = I - w w^T``
+    formed explicitly, over a batch of models; the normal direction has eigenvalue 0."""
+    x, y = _sphere_data(40, 5, 2, seed=2)
+    models = _model(3, 5, 2, beta=torch.tensor([1.0, 4.0], dtype=F64), batch=(2,))
+    S = dam.splitting_matrix(models, x, y)                                     # (2, 3, N, N)
+    c = dam.residuals(models, x, y, smoothing=0.1)
+    beta = models.beta[:, None, None, None]
+    lam = beta * (c * torch.einsum("bpd,nd->bnp", models.w, x)).sum(-2)[..., None, None]
+    eye = torch.eye(5, dtype=F64)
+    raw = beta**2 * torch.einsum("bnp,ni,nj->bpij", c, x, x) - lam * eye
+    proj = eye - models.w.unsqueeze(-1) * models.w.unsqueeze(-2)
+    torch.testing.assert_close(S, proj @ raw @ proj, rtol=1e-12, atol=1e-14)
+    assert (S @ models.w.unsqueeze(-1)).abs().max() < 1e-13
+    assert not torch.allclose(S, raw, atol=1e-6)                               # control: P matters
+
+
 def test_splitting_lowers_the_loss_at_second_order():
     x, y = _sphere_data(40, 5, 2, seed=4)
     model = dam.newton_polish(dam.polish(_model(2, 5, 2, beta=6.0), x, y, max_iter=300), x, y, steps=2)

@@ -92,8 +92,15 @@ def splitting_matrix(model: DAM, x: torch.Tensor, y: torch.Tensor, *, smoothing:
     S = beta**2 * torch.einsum("...np,ni,nj->...pij", c, x, x)
     eye = torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
     S = S - lam * eye
-    proj = eye - model.w.unsqueeze(-1) * model.w.unsqueeze(-2)
-    return proj @ S @ proj
+    # P S P with P = I - w w^T, as the rank-two update S - w a^T - a w^T + (w^T a) w w^T with
+    # a = S w: O(N^2) per memory instead of two O(N^3) products
+    N = S.shape[-1]
+    flat, w = S.reshape(-1, N, N), model.w.expand(S.shape[:-1]).reshape(-1, N, 1)
+    a = flat @ w
+    sigma = (w * a).sum(1, keepdim=True)
+    flat.baddbmm_(w, a.transpose(1, 2), alpha=-1).baddbmm_(a, w.transpose(1, 2), alpha=-1)
+    flat.baddbmm_(w * sigma, w.transpose(1, 2))
+    return flat.view(S.shape)
 
 
 def splitting_eigen(
