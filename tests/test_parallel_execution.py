@@ -1,0 +1,85 @@
+"""Which chapters book/_ext/parallel_execution.py executes before Sphinx reads them, in which order."""
+
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+from jupyter_cache import get_cache
+from jupyter_cache.base import CacheBundleIn
+from myst_nb.core.config import NbParserConfig
+from myst_nb.core.read import create_nb_reader
+from myst_parser.config.main import MdParserConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "book" / "_ext"))
+
+import parallel_execution  # noqa: E402
+
+HEADER = """---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+"""
+
+
+def chapter(folder: Path, name: str, code: str) -> Path:
+    path = folder / f"{name}.md"
+    path.write_text(HEADER + f"# {name}\n\n```{{code-cell}} ipython3\n{code}\n```\n", encoding="utf8")
+    return path
+
+
+def env_for(folder: Path, **config) -> SimpleNamespace:
+    nb_config = NbParserConfig(execution_mode="cache",
+                               execution_cache_path=str(folder / ".jupyter_cache"), **config)
+    return SimpleNamespace(mystnb_config=nb_config, myst_config=MdParserConfig(),
+                           doc2path=lambda docname: folder / f"{docname}.md")
+
+
+def cache_as_executed(env, path: Path, seconds: float) -> None:
+    """Put ``path`` in the cache as if it had been executed in ``seconds``."""
+    content = path.read_text(encoding="utf8")
+    reader = create_nb_reader(str(path), env.myst_config, env.mystnb_config, content)
+    cache = get_cache(env.mystnb_config.execution_cache_path)
+    cache.cache_notebook_bundle(CacheBundleIn(reader.read(content), str(path),
+                                              data={"execution_seconds": seconds}),
+                                check_validity=False, overwrite=True)
+
+
+def pending_names(env, docnames) -> list[str]:
+    _, pending = parallel_execution._pending(None, env, docnames)
+    return [Path(record.uri).stem for record, _ in pending]
+
+
+def test_only_uncached_notebooks_run_longest_known_first(tmp_path):
+    env = env_for(tmp_path)
+    (tmp_path / "prose.md").write_text("# A page of prose\n\nNo code.\n", encoding="utf8")
+    short, long_, done, new = (chapter(tmp_path, n, f"x = {i}")
+                               for i, n in enumerate(("short", "long", "done", "new")))
+    cache_as_executed(env, done, 5.0)
+    # earlier versions of two chapters left their times; then their code changed
+    cache_as_executed(env, short, 2.0)
+    cache_as_executed(env, long_, 90.0)
+    chapter(tmp_path, "short", "x = 'changed'")
+    chapter(tmp_path, "long", "x = 'changed too'")
+    names = pending_names(env, ["prose", "short", "long", "done", "new"])
+    assert names == ["long", "short", "new"]     # done is cached, prose is no notebook
+    # control: once a chapter's current code is cached, it is no longer pending
+    cache_as_executed(env, tmp_path / "long.md", 1.0)
+    assert pending_names(env, ["short", "long"]) == ["short"]
+
+
+def test_excluded_and_non_cache_chapters_are_left_to_myst_nb(tmp_path):
+    a = chapter(tmp_path, "a", "x = 1")
+    chapter(tmp_path, "b", "x = 2")
+    env = env_for(tmp_path, execution_excludepatterns=[str(a)])
+    assert pending_names(env, ["a", "b"]) == ["b"]
+    off = tmp_path / "off.md"
+    off.write_text(HEADER.replace("kernelspec:", "mystnb:\n  execution_mode: 'off'\nkernelspec:")
+                   + "# off\n\n```{code-cell} ipython3\nx = 3\n```\n", encoding="utf8")
+    assert pending_names(env_for(tmp_path), ["off", "b"]) == ["b"]
