@@ -170,8 +170,11 @@ def residuals(S: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return _residuals(S, targets)
 
 
-def _residuals(S, targets):
-    return torch.softmax(S, dim=-1) - torch.nn.functional.one_hot(targets, S.shape[-1]).to(S.dtype)
+def _residuals(S, targets, one_hot=None):
+    """``softmax(S) - onehot(targets)``; a loop passes ``one_hot`` built once."""
+    if one_hot is None:
+        one_hot = torch.nn.functional.one_hot(targets, S.shape[-1]).to(S.dtype)
+    return torch.softmax(S, dim=-1) - one_hot
 
 
 def gradient(W, E, U, p, targets) -> torch.Tensor:

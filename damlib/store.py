@@ -34,10 +34,10 @@ import math
 import os
 import platform
 import re
+import secrets
 import shlex
 import shutil
 import subprocess
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -339,20 +339,24 @@ def _fsync_folder(folder: Path) -> None:
 
 
 def _temporary(folder: Path, name: str, data: bytes) -> Path:
-    handle = tempfile.NamedTemporaryFile(dir=folder, prefix=f".{name}.", suffix=".tmp", delete=False)
+    # created as open() creates a file (mode 0666 less the umask), not private like tempfile's,
+    # since it is renamed into the store
+    while True:
+        path = folder / f".{name}.{secrets.token_hex(6)}.tmp"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:
+            continue
     try:
-        with handle:
+        with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        # a temporary file is private (0600); the stored file is not: the mode open() would give
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(handle.name, 0o666 & ~umask)
     except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
         raise
-    return Path(handle.name)
+    return path
 
 
 def write(experiment: str, shard: str, params: dict, arrays: Mapping[str, Any], *, seconds: float,

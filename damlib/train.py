@@ -206,7 +206,7 @@ def sweep(
             break
         weights = p_col if batch_size is None else _minibatch(p_flat, batch_size, generator).view_as(
             p_full).unsqueeze(-1)
-        R = torch.softmax(S, dim=-1) - one_hot            # the residuals of memory._residuals
+        R = am._residuals(S, targets, one_hot)
         W = W - eta * (Et @ (weights * R) @ U)
         watch.see(t + 1, W, "matrix W")
     watch.check()
