@@ -1,8 +1,11 @@
-"""Format the code cells of the book's chapters to the page column (88 characters) with ruff.
+"""Format the code cells of the book's chapters to the page column (88 characters).
 
-Each ```{code-cell}``` block of a MyST chapter is passed through ``ruff format`` (line length 88);
-the cell's options (``:tags:`` lines or a ``---`` front block) stay as they are. With ``--check``
-nothing is written and the script lists the chapters that would change.
+Each ```{code-cell}``` block of a MyST chapter is passed through ``ruff format`` (line length 88),
+and the figure captions in its ``---`` block of options are wrapped at the same width (a caption
+is one Markdown paragraph per blank-line-separated block: its soft line breaks do not show, so
+wrapping changes no rendered caption; inline maths and code spans are never split). Other options
+stay as they are. With ``--check`` nothing is written and the script lists the chapters that
+would change.
 
     python scripts/format_chapters.py book/**/*.md
 """
@@ -47,6 +50,57 @@ def hoist_comments(code: str) -> str:
     return "".join(out)
 
 
+# a token: non-space characters, with inline maths and code spans (which may hold spaces) whole
+_TOKEN = re.compile(r"(?:\$[^$]*\$|`[^`]*`|[^\s$`]|[$`])+")
+
+
+def _wrap_paragraph(words: list[str], indent: str) -> list[str]:
+    lines, line = [], ""
+    for word in words:
+        if line and len(indent) + len(line) + 1 + len(word) > WIDTH:
+            lines.append(indent + line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    if line:
+        lines.append(indent + line)
+    return lines
+
+
+def wrap_captions(options: str) -> str:
+    """Wrap every ``caption: |`` block of a cell's yaml options at the page width."""
+    lines = options.split("\n")
+    out, i = [], 0
+    while i < len(lines):
+        out.append(lines[i])
+        key = lines[i].lstrip()
+        if key.startswith("caption: |") and key.rstrip() == "caption: |":
+            depth = len(lines[i]) - len(key) + 2
+            block = []
+            i += 1
+            while i < len(lines) and (not lines[i].strip() or lines[i].startswith(" " * depth)):
+                block.append(lines[i])
+                i += 1
+            while block and not block[-1].strip():                 # trailing blank lines stay
+                block.pop()
+                i -= 1
+            wrapped, paragraph = [], []
+            for line in block + [""]:
+                if line.strip():
+                    paragraph.append(line.strip())
+                else:
+                    words = [m.group(0) for m in _TOKEN.finditer(" ".join(paragraph))]
+                    wrapped += _wrap_paragraph(words, " " * depth) + [""]
+                    paragraph = []
+            wrapped.pop()                                           # the added separator
+            # the caption's words, spans and paragraphs must be what they were
+            same = " ".join(" ".join(block).split()) == " ".join(" ".join(wrapped).split())
+            out += wrapped if same else block
+            continue
+        i += 1
+    return "\n".join(out)
+
+
 def _same_program(a: str, b: str) -> bool:
     try:
         return ast.dump(ast.parse(a)) == ast.dump(ast.parse(b))
@@ -71,7 +125,7 @@ def format_chapter(text: str) -> str:
     def cell(match: re.Match) -> str:
         options, code = _split_options(match.group(1))
         head = match.group(0)[: match.start(1) - match.start(0)]
-        return head + options + format_code(code) + "```"
+        return head + wrap_captions(options) + format_code(code) + "```"
 
     return CELL.sub(cell, text)
 

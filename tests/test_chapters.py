@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,17 +14,13 @@ COLUMN = 88  # characters of code the page column shows without scrolling
 
 
 def code_lines(text: str):
-    """``(line number, line)`` of every code line of the chapter's code cells (options excluded)."""
+    """``(line number, line)`` of every line of the chapter's code cells, their options included
+    (a figure caption in the options is shown as prose, but its source lines are what a reader of
+    the chapter's source and the notebook sees)."""
     for match in CELL.finditer(text):
-        lines = match.group(1).splitlines()
         first = text.count("\n", 0, match.start(1)) + 1
-        i = 0
-        if lines and lines[0] == "---":  # a yaml block of cell options
-            i = lines.index("---", 1) + 1
-        while i < len(lines) and lines[i].startswith(":"):  # short-form cell options
-            i += 1
-        for j in range(i, len(lines)):
-            yield first + j, lines[j]
+        for j, line in enumerate(match.group(1).splitlines()):
+            yield first + j, line
 
 
 def test_code_lines_fit_the_column():
@@ -38,3 +35,21 @@ def test_code_lines_fit_the_column():
 def test_the_check_sees_a_wide_line(line, wide):
     text = "```{code-cell} ipython3\n" + line + "\n```\n"
     assert any(len(code) > COLUMN for _, code in code_lines(text)) == wide
+
+
+def test_captions_wrap_to_the_column_keeping_their_words():
+    sys.path.insert(0, str(BOOK.parent / "scripts"))
+    from format_chapters import wrap_captions
+
+    words = " ".join(f"word{i}" for i in range(30))
+    options = ("---\nmystnb:\n  figure:\n    caption: |\n      " + words
+               + " with $a + b = c$ maths and {glue:text}`name:.2f`.\n\n      Second.\n"
+               "    name: fig-x\n---\n")
+    wrapped = wrap_captions(options)
+    text = "```{code-cell} ipython3\n" + wrapped + "x = 1\n```\n"
+    assert max(len(line) for _, line in code_lines(text)) <= COLUMN
+    # control: the same caption unwrapped is seen as too wide
+    assert max(len(line) for _, line in code_lines(text.replace(wrapped, options))) > COLUMN
+    assert " ".join(wrapped.split()) == " ".join(options.split())    # the same words
+    assert "$a + b = c$" in wrapped and "\n\n      Second." in wrapped
+    assert wrapped.endswith("    name: fig-x\n---\n")
