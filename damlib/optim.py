@@ -48,6 +48,8 @@ class BatchedAdam(BatchedSGD):
         self.betas, self.eps, self.t = betas, eps, 0
         self.m = [torch.zeros_like(p) for p in params]
         self.v = [torch.zeros_like(p) for p in params]
+        self._denom = [torch.empty_like(p) for p in params]
+        self._d = [torch.empty_like(p) for p in params]
 
     @torch.no_grad()
     def step(self, grads, *, deltas: bool = True):
@@ -58,8 +60,11 @@ class BatchedAdam(BatchedSGD):
         for i, (p, g) in enumerate(zip(self.params, grads, strict=True)):
             self.m[i].lerp_(g, 1 - b1)
             self.v[i].mul_(b2).addcmul_(g, g, value=1 - b2)
-            denom = self.v[i].sqrt().div_(math.sqrt(bc2)).add_(self.eps)
-            d = torch.mul(-(self._lr(i, p) / bc1), self.m[i]).div_(denom)
+            # the temporaries are kept between steps rather than allocated every step; the update
+            # is a new tensor only when it is returned
+            denom = torch.sqrt(self.v[i], out=self._denom[i]).div_(math.sqrt(bc2)).add_(self.eps)
+            d = torch.mul(-(self._lr(i, p) / bc1), self.m[i], out=None if deltas else self._d[i])
+            d.div_(denom)
             p.add_(d)
             out.append(d)
         return out if deltas else None

@@ -141,6 +141,15 @@ def test_closed_form_gradients_equal_autograd(activation, p, centred):
     # control: the gradient of the other centring differs from the reference
     _, other = _loss_and_grads(pr, noisy, clean, **{**kw, "centred": not centred})
     assert not torch.allclose(other[0], ref_grads[0], rtol=1e-3, atol=1e-6)
+    # the workspace path (the trainer's) is bit for bit the same, on first use and on reuse
+    work: dict = {}
+    for _ in range(2):
+        w_loss, w_grads = _loss_and_grads(pr, noisy, clean, **kw, work=work)
+        assert torch.equal(w_loss, loss) and all(map(torch.equal, w_grads, grads))
+    # control: the buffers are reused, so the returned W gradient is overwritten by the next call
+    kept = w_grads[0].clone()
+    _loss_and_grads(pr, noisy.flip(0), clean, **kw, work=work)
+    assert w_grads[0] is work["gW"] and not torch.equal(w_grads[0], kept)
 
 
 def test_gram_and_participation():

@@ -145,8 +145,19 @@ def _denoise(params: Params, x: torch.Tensor, *, s_in: float, s_out: float, acti
     return torch.baddbmm(params.c[:, None, :], a, Wc, alpha=s_out * scale)
 
 
+def _buffer(work: dict | None, name: str, shape, like: torch.Tensor) -> torch.Tensor | None:
+    """The tensor ``work[name]`` of ``shape`` (made on first use, like ``like``), or ``None`` without a
+    workspace: the ``out=`` of an operation whose result lives only until the next step."""
+    if work is None:
+        return None
+    buf = work.get(name)
+    if buf is None or buf.shape != torch.Size(shape) or buf.dtype != like.dtype or buf.device != like.device:
+        buf = work[name] = torch.empty(shape, dtype=like.dtype, device=like.device)
+    return buf
+
+
 def _loss_and_grads(params: Params, noisy: torch.Tensor, clean: torch.Tensor, *, s_in: float,
-                    s_out: float, activation: str, p: float, centred: bool
+                    s_out: float, activation: str, p: float, centred: bool, work: dict | None = None
                     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """The loss of :func:`mse` per run and its gradients, in closed form (no autograd graph).
 
@@ -156,44 +167,59 @@ def _loss_and_grads(params: Params, noisy: torch.Tensor, clean: torch.Tensor, *,
     autograd gives through :func:`forward`, to round-off (``tests/test_denseam.py``), with five
     batched matmuls and a few passes over the ``(R, B, K)`` activations instead of autograd's
     saved temporaries and copies.
+
+    ``work``, a dict kept by the caller between steps, holds the step's large temporaries, which
+    are then written in place rather than allocated anew every step (on a CPU, fresh allocations of
+    this size come back as new pages, and touching them costs 10-25 % of a step); the returned
+    gradient of ``W`` is then one of them, valid until the next call with the same ``work``.
     """
     W, b, c = params.tensors()
+    R, K, D = W.shape
     B = noisy.shape[-2]
-    Wc = centre(W) if centred else W
+    if centred:
+        Wc = torch.sub(W, W.mean(dim=-2, keepdim=True), out=_buffer(work, "Wc", W.shape, W))
+    else:
+        Wc = W
     WcT = Wc.transpose(1, 2)
     # phi = scale * raw(h); the constant scale of the normalised ReLU^p is folded into the matmuls
     scale = 1 / relu_power_norm(p) if activation == "relu" else 1.0
-    h = torch.baddbmm(b[:, None, :], noisy, WcT, alpha=s_in)                          # (R, B, K)
+    h = torch.baddbmm(b[:, None, :], noisy, WcT, alpha=s_in, out=_buffer(work, "h", (R, B, K), W))
     if activation == "relu":
         u = h.relu_()
-        a = u if p == 1 else u.pow(p)
+        a = u if p == 1 else torch.pow(u, p, out=_buffer(work, "a", h.shape, W))
     elif activation == "softmax":
         a = torch.softmax(h, dim=-1)
     else:
         a = h
-    r = torch.baddbmm(c[:, None, :], a, Wc, alpha=s_out * scale)                      # x_hat
+    r = torch.baddbmm(c[:, None, :], a, Wc, alpha=s_out * scale,
+                      out=_buffer(work, "r", (R, B, D), W))                           # x_hat
     r.view(-1, *clean.shape).sub_(clean)                                              # x_hat - x
-    loss = r.pow(2).sum(-1).mean(-1)
+    flat = r.view(R, 1, -1)
+    loss = torch.bmm(flat, flat.transpose(1, 2)).view(R).div_(B)     # sum of squares, no temporary
     g = 2 / B                                                        # d loss / d x_hat = g r
-    da = torch.bmm(r, WcT)                                           # (R, B, K), times g s_out scale
+    da = torch.bmm(r, WcT, out=_buffer(work, "da", (R, B, K), W))    # times g s_out scale
+    alpha = g * s_out * scale
+    alpha_h = alpha                                                  # and the factor of dh
     if activation == "relu":
-        # d raw / d h = p u^(p-1) where h > 0, else 0 (torch's relu backward masks, it does not multiply)
+        # d raw / d h = p u^(p-1) where h > 0, else 0 (torch's relu backward masks, it does not
+        # multiply); the factor p goes into alpha_h
         if p == 1:
-            dh = torch.ops.aten.threshold_backward(da, u, 0)
+            dh = torch.ops.aten.threshold_backward.grad_input(da, u, 0, grad_input=da)
         else:
-            dh = da.mul_(u.pow(p - 1)).mul_(p)
+            dh = da.mul_(u if p == 2 else u.pow(p - 1))
             if p < 1:                                                # 0 * inf where h <= 0
                 dh.masked_fill_(u == 0, 0)
+            alpha_h = alpha * p
     elif activation == "softmax":
-        dh = da.sub_((da * a).sum(-1, keepdim=True)).mul_(a)
+        dot = torch.mul(da, a, out=_buffer(work, "da_a", da.shape, W)).sum(-1, keepdim=True)
+        dh = da.sub_(dot).mul_(a)
     else:
         dh = da
-    alpha = g * s_out * scale
-    gW = torch.bmm(dh.transpose(1, 2), noisy)
-    gW.baddbmm_(a.transpose(1, 2), r, beta=alpha * s_in, alpha=alpha)                 # (R, K, D)
+    gW = torch.bmm(dh.transpose(1, 2), noisy, out=_buffer(work, "gW", W.shape, W))
+    gW.baddbmm_(a.transpose(1, 2), r, beta=alpha_h * s_in, alpha=alpha)               # (R, K, D)
     if centred:
-        gW = centre(gW)
-    return loss, [gW, dh.sum(1).mul_(alpha), r.sum(1).mul_(g)]
+        gW.sub_(gW.mean(dim=-2, keepdim=True))                       # centre(gW), in place
+    return loss, [gW, dh.sum(1).mul_(alpha_h), r.sum(1).mul_(g)]
 
 
 def mse(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,7 @@ from ..optim import BatchedAdam, BatchedSGD
 from ..progress import bar
 from .model import (
     Params,
+    _buffer,
     _denoise,
     _forward,
     _loss_and_grads,
@@ -246,6 +247,7 @@ class Trainer:
         self.t = 0
         self.last_update: torch.Tensor | None = None
         self._stash: torch.Tensor | None = None   # outputs before the last step, for the "dout" record
+        self._work: dict[str, torch.Tensor] = {}  # the step's temporaries, reused (model._loss_and_grads)
 
     def _forward(self, x: torch.Tensor, params: Params | None = None, *, outputs_only: bool = False):
         """``(x_hat, h, a)`` of every run on ``x``; with ``outputs_only``, ``x_hat`` by the faster
@@ -283,8 +285,10 @@ class Trainer:
         parameters and moments are reset at the next step that parks), both for the steps after
         which nothing is read."""
         s, sc = self.setup, self._scales
-        loss, grads = _loss_and_grads(self.params, self.per_run(noisy), clean, s_in=sc.s_in,
-                                      s_out=sc.s_out, activation=s.activation, p=s.p, centred=s.centred)
+        inputs = torch.index_select(noisy, 0, self.seed_of_run,
+                                    out=_buffer(self._work, "inputs", (self.R, *noisy.shape[1:]), noisy))
+        loss, grads = _loss_and_grads(self.params, inputs, clean, s_in=sc.s_in, s_out=sc.s_out,
+                                      activation=s.activation, p=s.p, centred=s.centred, work=self._work)
         self.t += 1
         deltas = self.opt.step(grads, deltas=measure_update)
         if measure_update:
