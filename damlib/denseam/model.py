@@ -188,7 +188,8 @@ def _loss_and_grads(params: Params, noisy: torch.Tensor, clean: torch.Tensor, *,
         u = h.relu_()
         a = u if p == 1 else torch.pow(u, p, out=_buffer(work, "a", h.shape, W))
     elif activation == "softmax":
-        a = torch.softmax(h, dim=-1)
+        a = (torch.softmax(h, dim=-1) if work is None
+             else torch.ops.aten._softmax.out(h, -1, False, out=_buffer(work, "a", h.shape, W)))
     else:
         a = h
     r = torch.baddbmm(c[:, None, :], a, Wc, alpha=s_out * scale,
