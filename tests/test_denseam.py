@@ -394,3 +394,29 @@ def test_setup_takes_a_row_of_its_own():
 def test_nearest_lr_index():
     lrs = torch.logspace(-3, 0, 7)
     assert dm.nearest_lr_index(lrs, 0.0123) == 2 and dm.nearest_lr_index(lrs, 5.0) == 6
+
+
+@pytest.mark.parametrize("activation,p", [("linear", 1.0), ("relu", 1.0), ("relu", 2.0), ("softmax", 1.0)])
+def test_evaluation_workspace_is_the_plain_computation(activation, p):
+    """Trainer.evaluate writes into a workspace kept between calls; its loss, K_eff, hidden RMS and
+    Gram spectrum are bit for bit those of the public forward, mse and participation."""
+    setup = dm.proportional(8, activation=activation, p=p, optimizer="sgd")
+    trainer = dm.Trainer(setup, [0.01, 0.1], 2, seed=3, device="cpu")
+    stream = list(dm.batches(trainer.data, setup, 3, generator=trainer.gen))
+    record = ("gram", "k_eff", "hidden")
+    seen = []
+    for clean, noisy in stream:
+        trainer.step(clean, noisy)
+        got = trainer.evaluate(record)
+        sc = setup.scales()
+        x_hat, h, a = dm.forward(trainer.params, trainer.per_run(trainer.eval_noisy), s_in=sc.s_in,
+                                 s_out=sc.s_out, activation=activation, p=p, centred=setup.centred)
+        top = dm.gram_eigenvalues(a[:, : setup.B], centred=setup.centred)
+        want = {"loss": dm.mse(x_hat, trainer.per_run(trainer.eval_clean)) / setup.D,
+                "k_eff": dm.participation(a), "hidden": h.pow(2).mean((-1, -2)).sqrt(),
+                "gram1": top[:, 0], "gram2": top[:, 1]}
+        for name, value in want.items():
+            assert torch.equal(got[name], value), name
+        seen.append(got["loss"])
+    # control: the same buffers give new numbers after each step (the workspace is rewritten)
+    assert not torch.equal(seen[0], seen[-1])

@@ -117,32 +117,50 @@ def forward(params: Params, x: torch.Tensor, *, s_in: float, s_out: float, activ
 
 
 def _forward(params: Params, x: torch.Tensor, *, s_in: float, s_out: float, activation: str, p: float,
-             centred: bool):
-    """:func:`forward` without its checks, for the training loop (no host sync)."""
+             centred: bool, work: dict | None = None):
+    """:func:`forward` without its checks, for the training loop (no host sync); with ``work``, its
+    tensors are written into the workspace (see :func:`_loss_and_grads`), with the same arithmetic."""
     W = params.W
-    Wc = centre(W) if centred else W
+    Wc = _centred(W, work) if centred else W
     x = x.expand(W.shape[0], *x.shape[-2:])
-    h = torch.baddbmm(params.b[:, None, :], x, Wc.transpose(1, 2), alpha=s_in)
-    a = activate(h, activation, p)
-    x_hat = torch.baddbmm(params.c[:, None, :], a, Wc, alpha=s_out)
+    R, B, K = W.shape[0], x.shape[-2], W.shape[1]
+    h = torch.baddbmm(params.b[:, None, :], x, Wc.transpose(1, 2), alpha=s_in,
+                      out=_buffer(work, "h", (R, B, K), W))
+    if work is None or activation == "linear":
+        a = activate(h, activation, p)
+    elif activation == "relu":   # activate's relu(h).pow(p) / norm, written in place
+        a = torch.clamp_min(h, 0, out=_buffer(work, "a", h.shape, W)).pow_(p).div_(relu_power_norm(p))
+    else:
+        a = torch.ops.aten._softmax.out(h, -1, False, out=_buffer(work, "a", h.shape, W))
+    x_hat = torch.baddbmm(params.c[:, None, :], a, Wc, alpha=s_out, out=_buffer(work, "x_hat", x.shape, W))
     return x_hat, h, a
 
 
 def _denoise(params: Params, x: torch.Tensor, *, s_in: float, s_out: float, activation: str, p: float,
-             centred: bool) -> torch.Tensor:
+             centred: bool, work: dict | None = None) -> torch.Tensor:
     """The outputs of :func:`_forward` alone, with fewer passes over the ``(R, B, K)`` hidden layer
-    (ReLU in place, its normalisation folded into the read-out); equal to round-off."""
+    (ReLU in place, its normalisation folded into the read-out); equal to round-off. ``work`` as in
+    :func:`_forward`."""
     W = params.W
-    Wc = centre(W) if centred else W
+    Wc = _centred(W, work) if centred else W
     x = x.expand(W.shape[0], *x.shape[-2:])
-    a = torch.baddbmm(params.b[:, None, :], x, Wc.transpose(1, 2), alpha=s_in)
+    R, B, K = W.shape[0], x.shape[-2], W.shape[1]
+    a = torch.baddbmm(params.b[:, None, :], x, Wc.transpose(1, 2), alpha=s_in,
+                      out=_buffer(work, "h", (R, B, K), W))
     scale = 1.0
     if activation == "relu":
         a = a.relu_() if p == 1 else a.relu_().pow_(p)
         scale = 1 / relu_power_norm(p)
     elif activation == "softmax":
-        a = torch.softmax(a, dim=-1)
-    return torch.baddbmm(params.c[:, None, :], a, Wc, alpha=s_out * scale)
+        a = (torch.softmax(a, dim=-1) if work is None
+             else torch.ops.aten._softmax.out(a, -1, False, out=_buffer(work, "a", a.shape, W)))
+    return torch.baddbmm(params.c[:, None, :], a, Wc, alpha=s_out * scale,
+                         out=_buffer(work, "x_hat", x.shape, W))
+
+
+def _centred(W: torch.Tensor, work: dict | None) -> torch.Tensor:
+    """:func:`centre` of ``W (R, K, D)``, written into ``work["Wc"]`` when there is a workspace."""
+    return torch.sub(W, W.mean(dim=-2, keepdim=True), out=_buffer(work, "Wc", W.shape, W))
 
 
 def _buffer(work: dict | None, name: str, shape, like: torch.Tensor) -> torch.Tensor | None:
@@ -176,10 +194,7 @@ def _loss_and_grads(params: Params, noisy: torch.Tensor, clean: torch.Tensor, *,
     W, b, c = params.tensors()
     R, K, D = W.shape
     B = noisy.shape[-2]
-    if centred:
-        Wc = torch.sub(W, W.mean(dim=-2, keepdim=True), out=_buffer(work, "Wc", W.shape, W))
-    else:
-        Wc = W
+    Wc = _centred(W, work) if centred else W
     WcT = Wc.transpose(1, 2)
     # phi = scale * raw(h); the constant scale of the normalised ReLU^p is folded into the matmuls
     scale = 1 / relu_power_norm(p) if activation == "relu" else 1.0
@@ -235,8 +250,13 @@ def mse(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return _mse(x_hat, x)
 
 
-def _mse(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    return (x_hat - x).pow(2).sum(-1).mean(-1)
+def _mse(x_hat: torch.Tensor, x: torch.Tensor, work: dict | None = None) -> torch.Tensor:
+    """:func:`mse` without its checks; ``work`` holds the difference (the same arithmetic, in place,
+    so not for autograd)."""
+    if work is None:
+        return (x_hat - x).pow(2).sum(-1).mean(-1)
+    diff = torch.sub(x_hat, x, out=_buffer(work, "diff", x_hat.shape, x_hat))
+    return diff.mul_(diff).sum(-1).mean(-1)
 
 
 
@@ -261,4 +281,11 @@ def gram_eigenvalues(a: torch.Tensor, *, centred: bool, top: int = 2) -> torch.T
 def participation(a: torch.Tensor) -> torch.Tensor:
     """Participation ratio ``K_eff = 1 / sum_k a_k^2`` of softmax rows ``(R, B, K)``, averaged over B."""
     checks.shape("a", a, (None, None))
-    return (1 / a.pow(2).sum(-1)).mean(-1)
+    return _participation(a)
+
+
+def _participation(a: torch.Tensor, work: dict | None = None) -> torch.Tensor:
+    """:func:`participation` without its checks; ``work`` holds the squares (the same arithmetic)."""
+    if work is None:
+        return (1 / a.pow(2).sum(-1)).mean(-1)
+    return (1 / torch.mul(a, a, out=_buffer(work, "a2", a.shape, a)).sum(-1)).mean(-1)

@@ -24,10 +24,10 @@ from .model import (
     _forward,
     _loss_and_grads,
     _mse,
+    _participation,
     centre,
     gram_eigenvalues,
     init_params,
-    participation,
 )
 from .settings import DEFAULTS, Defaults
 from .table import ACTIVATIONS, DIMS, OPTIMIZERS, REGIMES, Parameterisation, Scales, choice, parameterisation
@@ -235,6 +235,7 @@ class Trainer:
         self.eval_noisy = self.eval_clean + setup.noise * torch.randn(
             self.eval_clean.shape, generator=self.gen, dtype=dtype, device=dev)
         self._eval_inputs = self.per_run(self.eval_noisy)                            # (R, n_eval, D)
+        self._eval_targets = self.per_run(self.eval_clean)
         sc = self._scales = setup.scales()
         base = lrs.to(dev).repeat_interleave(seeds)                                 # (R,)
         self.run_lrs = [base * sc.lr_W, base * sc.lr_b, base * sc.lr_c]
@@ -248,14 +249,16 @@ class Trainer:
         self.last_update: torch.Tensor | None = None
         self._stash: torch.Tensor | None = None   # outputs before the last step, for the "dout" record
         self._work: dict[str, torch.Tensor] = {}  # the step's temporaries, reused (model._loss_and_grads)
+        self._eval_work: dict[str, torch.Tensor] = {}  # and the evaluation's
 
-    def _forward(self, x: torch.Tensor, params: Params | None = None, *, outputs_only: bool = False):
+    def _forward(self, x: torch.Tensor, params: Params | None = None, *, outputs_only: bool = False,
+                 work: dict | None = None):
         """``(x_hat, h, a)`` of every run on ``x``; with ``outputs_only``, ``x_hat`` by the faster
-        :func:`~.model._denoise`."""
+        :func:`~.model._denoise`; ``work`` as in :func:`~.model._forward`."""
         s, sc = self.setup, self._scales
         fn = _denoise if outputs_only else _forward
         return fn(params or self.params, x, s_in=sc.s_in, s_out=sc.s_out, activation=s.activation,
-                  p=s.p, centred=s.centred)
+                  p=s.p, centred=s.centred, work=work)
 
     @torch.no_grad()
     def denoise(self, x: torch.Tensor, iterations: int = 1) -> torch.Tensor:
@@ -333,18 +336,18 @@ class Trainer:
     def evaluate(self, record: Iterable[str] = ()) -> dict[str, torch.Tensor]:
         """Loss per coordinate on the fixed evaluation set, and the quantities of ``record`` (among
         :data:`RECORDS`); ``(R,)`` each."""
-        x_eval = self._eval_inputs
+        x_eval, work = self._eval_inputs, self._eval_work
         if {"gram", "k_eff", "hidden"} & set(record):
-            x_hat, h, a = self._forward(x_eval)
+            x_hat, h, a = self._forward(x_eval, work=work)
         else:
-            x_hat = self._forward(x_eval, outputs_only=True)
-        out = {"loss": _mse(x_hat, self.per_run(self.eval_clean)) / self.setup.D}
+            x_hat = self._forward(x_eval, outputs_only=True, work=work)
+        out = {"loss": _mse(x_hat, self._eval_targets, work) / self.setup.D}
         for name in record:
             if name == "gram":
                 top = gram_eigenvalues(a[:, : self.setup.B], centred=self.setup.centred)
                 out["gram1"], out["gram2"] = top[:, 0], top[:, 1]
             elif name == "k_eff":
-                out["k_eff"] = participation(a)
+                out["k_eff"] = _participation(a, work)
             elif name == "update":
                 out["update"] = (self.last_update if self.last_update is not None
                                  else torch.zeros(self.R, device=x_hat.device))
