@@ -343,6 +343,28 @@ def test_splitting_matrix_projection_is_the_explicit_one():
     assert not torch.allclose(S, raw, atol=1e-6)                               # control: P matters
 
 
+def test_lowest_eigenpair_is_the_full_decompositions_first():
+    """On a CPU the smallest eigenpair comes from LAPACK's selected-pair driver: it equals the first
+    pair of the full torch.linalg.eigh, over a batch, its vector signed (largest entry positive)."""
+    from damlib.dam.splitting import _lowest_eigenpair
+
+    g = torch.Generator().manual_seed(7)
+    A = torch.randn(2, 3, 30, 30, generator=g, dtype=F64)
+    S = A + A.transpose(-1, -2)
+    vals, vecs = _lowest_eigenpair(S)
+    ref_vals, ref_vecs = torch.linalg.eigh(S)
+    torch.testing.assert_close(vals, ref_vals[..., 0], rtol=1e-12, atol=1e-12)
+    ref = ref_vecs[..., :, 0]
+    ref = ref * torch.sign(ref.gather(-1, ref.abs().argmax(-1, keepdim=True)))
+    torch.testing.assert_close(vecs, ref, rtol=1e-8, atol=1e-10)
+    assert bool((vecs.gather(-1, vecs.abs().argmax(-1, keepdim=True)) > 0).all())
+    only, none = _lowest_eigenpair(S, vectors=False)
+    assert none is None and only.shape == (2, 3)
+    torch.testing.assert_close(only, vals, rtol=1e-12, atol=1e-12)
+    # control: the second pair is another one
+    assert not torch.allclose(vals, ref_vals[..., 1], rtol=1e-3)
+
+
 def test_splitting_lowers_the_loss_at_second_order():
     x, y = _sphere_data(40, 5, 2, seed=4)
     model = dam.newton_polish(dam.polish(_model(2, 5, 2, beta=6.0), x, y, max_iter=300), x, y, steps=2)

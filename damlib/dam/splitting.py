@@ -17,6 +17,8 @@ import math
 import time
 from dataclasses import replace
 
+import numpy as np
+import scipy.linalg
 import torch
 
 from .. import checks
@@ -114,10 +116,40 @@ def splitting_eigen(
     S = splitting_matrix(model, x, y, smoothing=smoothing)
     shift = S.abs().sum(-1).amax(-1)[..., None, None] + 1.0  # beyond the spectrum
     S = S + shift * model.w.unsqueeze(-1) * model.w.unsqueeze(-2)
+    return _lowest_eigenpair(S, vectors=vectors)
+
+
+def _lowest_eigenpair(S: torch.Tensor, *, vectors: bool = True):
+    """The smallest eigenvalue ``(...)`` of each symmetric matrix of ``S (..., N, N)`` and, with
+    ``vectors``, its unit eigenvector ``(..., N)`` (else ``None``), signed so that its entry of largest
+    magnitude is positive.
+
+    On a CPU, LAPACK's selected-eigenpair driver (``dsyevx``, through scipy) computes that one pair,
+    about five times faster than the full decomposition at ``N = 784``; elsewhere the batched
+    ``torch.linalg.eigh``.
+    """
+    if S.device.type != "cpu":
+        if not vectors:
+            return torch.linalg.eigvalsh(S)[..., 0], None
+        vals, vecs = torch.linalg.eigh(S)
+        return vals[..., 0], _signed(vecs[..., :, 0])
+    flat = S.detach().reshape(-1, *S.shape[-2:]).numpy()
+    pairs = [scipy.linalg.eigh(a, subset_by_index=[0, 0], driver="evx", eigvals_only=not vectors,
+                               check_finite=False) for a in flat]
+
+    def tensor(arrays, shape):
+        return torch.as_tensor(np.stack(arrays), dtype=S.dtype, device=S.device).reshape(shape)
+
     if not vectors:
-        return torch.linalg.eigvalsh(S)[..., 0], None
-    vals, vecs = torch.linalg.eigh(S)
-    return vals[..., 0], vecs[..., :, 0]
+        return tensor([w[0] for w in pairs], S.shape[:-2]), None
+    vals = tensor([w[0] for w, _ in pairs], S.shape[:-2])
+    return vals, _signed(tensor([z[:, 0] for _, z in pairs], S.shape[:-1]))
+
+
+def _signed(v: torch.Tensor) -> torch.Tensor:
+    """Unit vectors ``(..., N)`` with the sign that makes each one's largest-magnitude entry positive."""
+    top = v.gather(-1, v.abs().argmax(-1, keepdim=True))
+    return v * torch.where(top < 0, -1.0, 1.0).to(v.dtype)
 
 
 def splitting_apply(model: DAM, c: torch.Tensor, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
