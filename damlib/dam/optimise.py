@@ -293,10 +293,16 @@ def newton_polish(
         r = -g
         p = r.clone()
         rr = r @ r
+        first = None                               # the first direction's Rayleigh quotient
         for _ in range(cg_iters):
             hp = torch.func.jvp(grad, (theta,), (p,))[1]
             curv = p @ hp
-            if curv <= 0:
+            quotient = curv / (p @ p)
+            first = quotient if first is None else first
+            # stop at negative curvature, and at the null directions of the invariances (the scale
+            # of each v, a shift of the logits): a gradient at round-off has parts along them, and
+            # their round-off curvature would turn those into arbitrarily long steps
+            if curv <= 0 or quotient < 1e-10 * first:
                 break
             alpha = rr / curv
             d = d + alpha * p

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from .. import checks
-from .model import DAM, _check_data, _normalise, _score_parts, check_single, loss, make_model, project
+from .model import DAM, _check_data, _normalise, _score_parts, check_single, loss, make_model, overlaps, project
 from .splitting import split_memories, splitting_directions
 
 
@@ -40,7 +40,7 @@ def gradient_with_beta(model: DAM, x: torch.Tensor, y: torch.Tensor, *, smoothin
 def _gradient_with_beta(model: DAM, x: torch.Tensor, y: torch.Tensor, smoothing: float):
     E, G, V = _score_parts(model, x, y, smoothing)
     c = E * (V @ G.transpose(-1, -2))  # (n, P)
-    h = x @ model.w.T
+    h = overlaps(model.w, x)
     euclid = model.beta * (c.T @ x)
     return project(model.w, euclid), G * (E.T @ V), (c * h).sum()
 

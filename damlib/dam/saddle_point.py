@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .. import checks
-from .model import DAM, _check_data, _normalise, check_single
+from .model import DAM, _check_data, _normalise, check_single, overlaps
 
 
 def saddle_point_iteration(
@@ -31,7 +31,7 @@ def saddle_point_iteration(
     w, g = model.w, model.class_weights
     changes = []
     for it in range(max_iter):
-        s = model.beta * (x @ w.T)  # (n, P)
+        s = model.beta * overlaps(w, x)  # (n, P)
         log_g = torch.where(g > 0, g, torch.ones_like(g)).log().masked_fill(g <= 0, float("-inf"))
         sigma = (s + log_g.T[y]).softmax(-1)  # (n, P)
         xbar = sigma.T @ x / len(x)

@@ -22,7 +22,7 @@ import scipy.linalg
 import torch
 
 from .. import checks
-from .model import DAM, _check_data, _normalise, check_single, project, residuals
+from .model import DAM, _check_data, _normalise, check_single, overlaps, project, residuals
 from .optimise import History, train
 
 LOG2 = math.log(2.0)
@@ -89,7 +89,7 @@ def splitting_matrix(model: DAM, x: torch.Tensor, y: torch.Tensor, *, smoothing:
     """
     c = residuals(model, x, y, smoothing=smoothing)  # (..., n, P)
     beta = model.beta[..., None, None, None]
-    h = torch.einsum("...pd,nd->...np", model.w, x)
+    h = overlaps(model.w, x)
     lam = (c * h).sum(-2)[..., None, None] * model.beta[..., None, None, None]
     S = beta**2 * torch.einsum("...np,ni,nj->...pij", c, x, x)
     eye = torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
@@ -162,9 +162,9 @@ def splitting_apply(model: DAM, c: torch.Tensor, x: torch.Tensor, v: torch.Tenso
 
 def _splitting_apply(model: DAM, c: torch.Tensor, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     beta = model.beta[..., None, None]
-    h = torch.einsum("...pd,nd->...np", model.w, x)
+    h = overlaps(model.w, x)
     lam = beta * (c * h).sum(-2).unsqueeze(-1)
-    proj_v = torch.einsum("...np,nd->...pd", c * torch.einsum("...pd,nd->...np", v, x), x)
+    proj_v = torch.einsum("...np,nd->...pd", c * overlaps(v, x), x)
     return project(model.w, beta**2 * proj_v - lam * v)
 
 
@@ -188,7 +188,7 @@ def splitting_directions(
     c = residuals(model, x, y, smoothing=smoothing)
     beta = model.beta[..., None]
     # upper bound of |S|: beta^2 sum |c| |x|^2 + |lambda|
-    h = torch.einsum("...pd,nd->...np", model.w, x)
+    h = overlaps(model.w, x)
     bound = beta**2 * c.abs().sum(-2) + (beta * (c * h).sum(-2)).abs()
     v = torch.randn(model.w.shape, generator=generator, dtype=model.w.dtype, device=generator.device)
     v = _normalise(project(model.w, v.to(model.w.device)))
