@@ -349,9 +349,7 @@ def _future(T, device):
 
 def _layer2(WK2, x1, queries):
     """Layer 2 of every run at the positions ``queries (B, L)``: the queried ``q (R, B, L, d)``,
-    ``qk = q W_K2 / sqrt(d)``, the attention ``a2 (R, B, L, T)`` and its read ``h = a2 x1``.
-
-    """
+    ``qk = q W_K2 / sqrt(d)``, the attention ``a2 (R, B, L, T)`` and its read ``h = a2 x1``."""
     (R, B, T, d), L = x1.shape, queries.shape[1]
     q = x1.gather(2, queries[None, :, :, None].expand(R, B, L, d))
     qk = _per_run(q, WK2 / math.sqrt(d))
@@ -423,9 +421,10 @@ def loss_and_gradient(frozen: Frozen, params: dict[str, torch.Tensor], seqs: Seq
     """Full-batch loss ``(R,)`` (mean cross-entropy over all loss positions) and its gradient.
 
     The gradient (a dict over ``trained``, each ``(R, d, d)``) is accumulated over chunks of
-    ``chunk`` sequences: each chunk contributes the gradient of its summed loss divided by the
-    total number of loss positions, so the sum is the exact full-batch gradient whatever the
-    chunk size (up to float round-off).
+    at most ``chunk`` sequences: each chunk contributes the gradient of its summed loss divided
+    by the total number of loss positions, so the sum is the exact full-batch gradient whatever
+    the chunk size (up to float round-off). The backward pass is written out (no autograd
+    graph); on a CPU the chunks may be smaller than ``chunk``, to stay in cache.
     """
     _check_params(frozen, params)
     trained = _check_trained(trained)
@@ -482,8 +481,8 @@ class _Part:
     ``target`` and ``weight`` (``1 / total`` at a loss position, 0 at padding) cover the rows
     of the readout. By the first trained layer:
 
-    - ``WK1`` trained: ``tokens (B, T)``, ``x, v1 (B, T, d)`` (:func:`_embed`), ``queries (B, L)`` the padded
-      loss positions; ``target, weight (B, L)``.
+    - ``WK1`` trained: ``tokens (B, T)``, ``x, v1 (B, T, d)`` (:func:`_embed`), ``queries
+      (B, L)`` the padded loss positions; ``target, weight (B, L)``.
     - ``WK2`` the first: ``x1 (R, B, T, d)``, layer 1's output (this cache grows as
       ``R n T d`` over the ``n`` sequences), ``queries``; ``target, weight (B, L)``.
     - ``WO2`` alone: the ``N`` loss positions of the chunk, packed: ``uq = U q (R, N, V)`` and
@@ -596,13 +595,17 @@ def _attention_backward(a, da_read, values, qk, keys: bool):
     """Backward of ``read = softmax(qk values^T) values`` (``a`` the softmax, ``da_read`` the
     gradient of the read): the gradient of ``qk`` and, with ``keys``, of ``values`` (both as
     keys and as values), all ``(R, B, ., d)``."""
-    ds = da_read @ values.transpose(-1, -2)                                       # (R, B, L, T)
-    ds -= (ds * a).sum(-1, keepdim=True)
-    ds *= a
+    ds = _softmax_backward_(da_read @ values.transpose(-1, -2), a)                # (R, B, L, T)
     dqk = ds @ values
     if not keys:
         return dqk, None
     return dqk, (a.transpose(-1, -2) @ da_read).add_(ds.transpose(-1, -2) @ qk)
+
+
+def _softmax_backward_(da, a):
+    """The gradient of the scores from ``da``, that of their softmax ``a`` (last axis), in place of ``da``."""
+    da -= (da * a).sum(-1, keepdim=True)
+    return da.mul_(a)
 
 
 def _layer1_backward(frozen, tokens, x, v1, a1, dx1):
@@ -610,9 +613,7 @@ def _layer1_backward(frozen, tokens, x, v1, a1, dx1):
     output (layout as in :func:`_layer1`)."""
     (R, B, T, d) = dx1.shape
     g = dx1.permute(1, 2, 0, 3).reshape(B, T * R, d)
-    ds = (g @ v1.transpose(1, 2)).view(B, T, R, T)
-    ds -= (ds * a1).sum(-1, keepdim=True)
-    ds *= a1
+    ds = _softmax_backward_((g @ v1.transpose(1, 2)).view(B, T, R, T), a1)
     y = (ds.view(B, T * R, T) @ x).view(B, T, R * d)                               # y[b, t, (r, f)]
     return _embedded_outer(frozen, tokens, y).view(d, R, d).transpose(0, 1) / math.sqrt(d)
 
