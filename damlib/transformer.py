@@ -272,10 +272,7 @@ def forward(frozen: Frozen, params: dict[str, torch.Tensor], tokens: torch.Tenso
     ``queries (B, L)`` of each sequence (default: all ``T`` positions).
 
     Layer 1 runs at every position (the second layer reads all of them); layer 2 only at the
-    queried ones. For sequences no longer than the vocabulary (``T <= V``) the layer-1 scores
-    ``x_t^T W_K1 x_s`` split into token-token, token-position, position-token and
-    position-position tables (``(V + T)^2`` entries), gathered per pair; for longer ones they
-    are one batched matmul, which is then faster (2.5 times at ``T = 256``, ``d = 64`` on a CPU).
+    queried ones.
     """
     _check_params(frozen, params)
     if not isinstance(tokens, torch.Tensor) or tokens.dim() != 2 or tokens.dtype != torch.long:
@@ -297,34 +294,82 @@ def _forward(frozen, params, tokens, queries=None):
           or bool((queries < 0).any()) or bool((queries >= T).any())):
         raise ValueError(f"queries must be a long tensor (B={B}, L) of positions in [0, {T}), "
                          f"got {queries!r}")
-    scale = 1 / math.sqrt(frozen.d)
-    E, P = frozen.E, frozen.P[:T]
-    x = E[tokens] + P                                                              # (B, T, d)
+    x, v1 = _embed(frozen, tokens)
+    x1, _ = _layer1(frozen, params["WK1"], tokens, x, v1)
+    q, _, _, h = _layer2(params["WK2"], x1, queries)
+    return _logits(frozen, params["WO2"], q, h)[0]
 
-    # layer 1: scores[r, b, t, s] = x_t^T W_K1 x_s / sqrt(d)
-    if T <= E.shape[0]:
-        # short sequences: from four tables of (V + T)^2 entries, gathered per pair
-        EW, PW = E @ params["WK1"], P @ params["WK1"]                              # (R, V, d), (R, T, d)
-        zq, zk = tokens[:, :, None], tokens[:, None, :]
-        s1 = ((EW @ E.T)[:, zq, zk] + (EW @ P.T)[:, zq, pos] + (PW @ E.T)[:, pos[:, None], zk]
-              + (PW @ P.T)[:, None]) * scale                                       # (R, B, T, T)
-    else:
-        # long sequences (T > V): the gathers and their backward cost more than the matmul
-        s1 = (x @ params["WK1"].unsqueeze(1)) @ x.transpose(-1, -2) * scale        # (R, B, T, T)
-    future = pos[None, :] > pos[:, None]
-    a1 = torch.softmax(s1.masked_fill(future, -math.inf), dim=-1)
-    x1 = x + a1 @ (x @ (frozen.WO1 @ frozen.WV1).T)                                # (R, B, T, d)
 
-    # layer 2 at the queried positions only. The run's matrices multiply all B L rows of a run at
-    # once: broadcasting them over B would copy them B times and sum their gradients back.
-    R, L, d = x1.shape[0], queries.shape[1], frozen.d
-    q = x1[:, torch.arange(B, device=tokens.device)[:, None], queries]            # (R, B, L, d)
-    qk = (q.reshape(R, B * L, d) @ params["WK2"]).reshape(R, B, L, d)
-    s2 = qk @ x1.transpose(-1, -2) * scale                                         # (R, B, L, T)
-    a2 = torch.softmax(s2.masked_fill(pos > queries[:, :, None], -math.inf), dim=-1)
-    read = (a2 @ x1).reshape(R, B * L, d) @ (frozen.WV2.T @ params["WO2"].transpose(-1, -2))
-    x2 = q + read.reshape(R, B, L, d)
-    return x2 @ frozen.U.T
+# The stages of the model, shared by the forward pass, the autograd reference gradient and the
+# hand-written backward of loss_and_gradient. Each is written out of place where autograd needs
+# the value, so that autograd through them stays correct.
+
+def _embed(frozen, tokens):
+    """The inputs ``x = E[z] + P (B, T, d)`` and the layer-1 values ``v1 = x (W_O1 W_V1)^T (B, T, d)``."""
+    x = frozen.E[tokens] + frozen.P[:tokens.shape[1]]
+    return x, x @ (frozen.WO1 @ frozen.WV1).T
+
+
+def _layer1(frozen, WK1, tokens, x, v1):
+    """Layer 1 of every run on ``tokens (B, T)`` (``x, v1`` from :func:`_embed`): its output
+    ``x1 (R, B, T, d)`` and the attention ``a1 (B, T, R, T)``.
+
+    The runs sit inside each sequence (rows ``(t, r)``) so that the products with ``x`` and
+    ``v1``, shared by the runs, are one matmul per sequence without copying them ``R`` times.
+    """
+    (R, d, _), (B, T, _) = WK1.shape, x.shape
+    W = (WK1 / math.sqrt(d)).transpose(0, 1).reshape(d, R * d)                   # W[e, (r, f)]
+    s1 = (_embedded_rows(frozen, tokens, W).view(B, T * R, d) @ x.transpose(1, 2)).view(B, T, R, T)
+    s1.masked_fill_(_future(T, x.device)[:, None], -math.inf)
+    a1 = torch.softmax(s1, dim=-1)
+    x1 = (a1.view(B, T * R, T) @ v1).view(B, T, R, d).permute(2, 0, 1, 3).contiguous()
+    return x1.add_(x), a1
+
+
+def _embedded_rows(frozen, tokens, M):
+    """``x M (B, T, k)`` for ``M (d, k)``, as ``(E M)[z] + P M``: a gather from a ``(V, k)``
+    table costs less than multiplying the ``B T`` rows of ``x``."""
+    T = tokens.shape[1]
+    rows = (frozen.E @ M).index_select(0, tokens.flatten()).view(*tokens.shape, M.shape[1])
+    return rows + frozen.P[:T] @ M
+
+
+def _embedded_outer(frozen, tokens, y):
+    """``sum_{b, t} x_{b t} y_{b t}^T (d, k)`` for ``y (B, T, k)``: the adjoint of
+    :func:`_embedded_rows`, summing ``y`` by token and by position first."""
+    by_token = y.new_zeros(frozen.E.shape[0], y.shape[-1]).index_add_(0, tokens.flatten(), y.flatten(0, 1))
+    return frozen.E.T @ by_token + frozen.P[:tokens.shape[1]].T @ y.sum(0)
+
+
+def _future(T, device):
+    """``(T, T)`` bool, true at the keys ``s > t`` a query ``t`` does not see."""
+    pos = torch.arange(T, device=device)
+    return pos[None, :] > pos[:, None]
+
+
+def _layer2(WK2, x1, queries):
+    """Layer 2 of every run at the positions ``queries (B, L)``: the queried ``q (R, B, L, d)``,
+    ``qk = q W_K2 / sqrt(d)``, the attention ``a2 (R, B, L, T)`` and its read ``h = a2 x1``."""
+    (R, B, T, d), L = x1.shape, queries.shape[1]
+    q = x1.gather(2, queries[None, :, :, None].expand(R, B, L, d))
+    qk = _per_run(q, WK2 / math.sqrt(d))
+    s2 = qk @ x1.transpose(-1, -2)
+    s2.masked_fill_(torch.arange(T, device=x1.device) > queries[:, :, None], -math.inf)
+    a2 = torch.softmax(s2, dim=-1)
+    return q, qk, a2, a2 @ x1
+
+
+def _logits(frozen, WO2, q, h):
+    """Logits ``U (q + W_O2 W_V2 h)`` of rows ``q, h (R, ..., d)``, and ``hv = h W_V2^T``."""
+    hv = h @ frozen.WV2.T
+    return (q + _per_run(hv, WO2.transpose(-1, -2))) @ frozen.U.T, hv
+
+
+def _per_run(a, W):
+    """``a W`` for rows ``a (R, ..., d)`` and one matrix ``W (R, d, k)`` per run, as one matmul
+    of all the rows of a run: broadcasting ``W`` over the rows would copy it (and under
+    autograd sum its gradients back)."""
+    return (a.reshape(a.shape[0], -1, a.shape[-1]) @ W).view(*a.shape[:-1], W.shape[-1])
 
 
 def loss_positions(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -376,9 +421,10 @@ def loss_and_gradient(frozen: Frozen, params: dict[str, torch.Tensor], seqs: Seq
     """Full-batch loss ``(R,)`` (mean cross-entropy over all loss positions) and its gradient.
 
     The gradient (a dict over ``trained``, each ``(R, d, d)``) is accumulated over chunks of
-    ``chunk`` sequences: each chunk contributes the gradient of its summed loss divided by the
-    total number of loss positions, so the sum is the exact full-batch gradient whatever the
-    chunk size (up to float round-off).
+    at most ``chunk`` sequences: each chunk contributes the gradient of its summed loss divided
+    by the total number of loss positions, so the sum is the exact full-batch gradient whatever
+    the chunk size (up to float round-off). The backward pass is written out (no autograd
+    graph); on a CPU the chunks may be smaller than ``chunk``, to stay in cache.
     """
     _check_params(frozen, params)
     trained = _check_trained(trained)
@@ -393,6 +439,25 @@ def _check_trained(trained) -> tuple[str, ...]:
 
 
 def _loss_and_gradient(frozen, params, seqs, trained, chunk, total):
+    """:func:`loss_and_gradient` by the hand-written backward (see :func:`_summed`)."""
+    return _summed(frozen, params, _prepare(frozen, params, seqs, trained, chunk, total), trained)
+
+
+def _summed(frozen, params, parts, trained, grad: bool = True):
+    """The loss ``(R,)`` and, with ``grad``, the gradient summed over ``parts`` (:func:`_prepare`)."""
+    loss = torch.zeros(params["WO2"].shape[0], dtype=params["WO2"].dtype, device=params["WO2"].device)
+    grads = {n: torch.zeros_like(params[n]) for n in trained} if grad else {}
+    for part in parts:
+        piece, part_grads = _part_loss_and_gradient(frozen, params, part, trained, grad)
+        loss += piece
+        for name, g in part_grads.items():
+            grads[name] += g
+    return loss, grads
+
+
+def _loss_and_gradient_autograd(frozen, params, seqs, trained, chunk, total):
+    """:func:`loss_and_gradient` by autograd through :func:`_forward`: the reference of the
+    hand-written backward."""
     leaves = {n: p.detach().requires_grad_(n in trained) for n, p in params.items()}
     loss = torch.zeros(params["WO2"].shape[0], dtype=params["WO2"].dtype, device=params["WO2"].device)
     grads = {n: torch.zeros_like(params[n]) for n in trained}
@@ -405,13 +470,152 @@ def _loss_and_gradient(frozen, params, seqs, trained, chunk, total):
     return loss, grads
 
 
+_CPU_PART = 2 ** 18  # elements of a part's largest tensors on a CPU (see _prepare)
+
+
+@dataclass(frozen=True)
+class _Part:
+    """What a gradient step needs of one chunk of sequences besides the trained matrices: the
+    part of the model that does not depend on them, computed once.
+
+    ``target`` and ``weight`` (``1 / total`` at a loss position, 0 at padding) cover the rows
+    of the readout. By the first trained layer:
+
+    - ``WK1`` trained: ``tokens (B, T)``, ``x, v1 (B, T, d)`` (:func:`_embed`), ``queries
+      (B, L)`` the padded loss positions; ``target, weight (B, L)``.
+    - ``WK2`` the first: ``x1 (R, B, T, d)``, layer 1's output (this cache grows as
+      ``R n T d`` over the ``n`` sequences), ``queries``; ``target, weight (B, L)``.
+    - ``WO2`` alone: the ``N`` loss positions of the chunk, packed: ``uq = U q (R, N, V)`` and
+      ``hv = h W_V2^T (R, N, d)`` (:func:`_logits`); ``target, weight (N,)``.
+    """
+
+    target: torch.Tensor
+    weight: torch.Tensor
+    tokens: torch.Tensor | None = None
+    x: torch.Tensor | None = None
+    v1: torch.Tensor | None = None
+    x1: torch.Tensor | None = None
+    queries: torch.Tensor | None = None
+    uq: torch.Tensor | None = None
+    hv: torch.Tensor | None = None
+
+
 @torch.no_grad()
-def _loss(frozen, params, seqs: Sequences, chunk: int | None, total: int) -> torch.Tensor:
-    """The loss of :func:`loss_and_gradient` (same arithmetic, same value), without the gradient."""
-    loss = torch.zeros(params["WO2"].shape[0], dtype=params["WO2"].dtype, device=params["WO2"].device)
-    for part in _chunks(len(seqs), chunk):
-        loss += _loss_sum(frozen, params, seqs[part]) / total
-    return loss
+def _prepare(frozen, params, seqs, trained, chunk, total) -> list[_Part]:
+    """The chunks of ``seqs`` as :class:`_Part`, for the matrices ``trained`` (the others are
+    read from ``params`` now and must not change while the parts are in use).
+
+    The sequences are ordered by their number of loss positions first, so that a chunk pads
+    its loss positions little (the summed gradient does not depend on the order, up to
+    round-off). On a CPU a part holds fewer sequences than ``chunk`` where that keeps its
+    largest tensors, ``(R, B, T, max(T, d))``, within about a megabyte (``_CPU_PART``
+    elements): they then stay in the core's cache, which at ``T = 32, d = 64`` makes the step
+    twice as fast as parts of 128 sequences."""
+    seqs = seqs[seqs.mask.sum(-1).argsort(stable=True)]
+    dtype, (R, d, _), T = params["WO2"].dtype, params["WO2"].shape, seqs.tokens.shape[1]
+    size = len(seqs) if chunk is None else chunk
+    if frozen.E.device.type == "cpu":
+        size = min(size, max(_CPU_PART // (R * T * max(T, d)), 1))
+    parts = []
+    for part in _chunks(len(seqs), size):
+        tokens, mask = seqs.tokens[part], seqs.mask[part]
+        queries, valid = loss_positions(mask)
+        target, weight = seqs.targets[part].gather(1, queries), valid.to(dtype) / total
+        x, v1 = _embed(frozen, tokens)
+        if "WK1" in trained:
+            parts.append(_Part(target, weight, tokens=tokens, x=x, v1=v1, queries=queries))
+            continue
+        x1, _ = _layer1(frozen, params["WK1"], tokens, x, v1)
+        if "WK2" in trained:
+            parts.append(_Part(target, weight, x1=x1, queries=queries))
+            continue
+        q, _, _, h = _layer2(params["WK2"], x1, queries)
+        hv = h[:, valid] @ frozen.WV2.T
+        parts.append(_Part(target[valid], weight[valid], uq=q[:, valid] @ frozen.U.T, hv=hv))
+    return parts
+
+
+def _part_loss_and_gradient(frozen, params, part: _Part, trained, grad: bool = True):
+    """The loss ``(R,)`` of one part (its summed cross-entropy over ``total``) and, with
+    ``grad``, the gradient of the matrices ``trained``."""
+    if part.uq is not None:
+        return _readout_only(frozen, params["WO2"], part, grad)
+    WK2, WO2 = params["WK2"], params["WO2"]
+    x1, a1 = ((part.x1, None) if part.x1 is not None
+              else _layer1(frozen, params["WK1"], part.tokens, part.x, part.v1))
+    q, qk, a2, h = _layer2(WK2, x1, part.queries)
+    logits, hv = _logits(frozen, WO2, q, h)
+    loss, G = _cross_entropy(logits, part.target, part.weight)
+    if not grad:
+        return loss, {}
+    dx2 = G @ frozen.U                                                             # (R, B, L, d)
+    grads = {"WO2": _run_outer(dx2, hv)} if "WO2" in trained else {}
+    dh = _per_run(dx2, WO2 @ frozen.WV2)
+    dqk, dx1 = _attention_backward(a2, dh, x1, qk, keys="WK1" in trained)
+    if "WK2" in trained:
+        grads["WK2"] = _run_outer(q, dqk) / math.sqrt(q.shape[-1])
+    if "WK1" in trained:
+        dq = dx2 + _per_run(dqk, WK2.transpose(-1, -2) / math.sqrt(q.shape[-1]))
+        index = part.queries[None, :, :, None].expand(dq.shape)
+        dx1.scatter_add_(2, index, dq)
+        grads["WK1"] = _layer1_backward(frozen, part.tokens, part.x, part.v1, a1, dx1)
+    return loss, grads
+
+
+def _readout_only(frozen, WO2, part: _Part, grad: bool):
+    """Loss and ``W_O2`` gradient of a part with the keys frozen: logits ``U q + (U W_O2) hv``."""
+    UW = frozen.U @ WO2                                                            # (R, V, d)
+    loss, G = _cross_entropy(torch.baddbmm(part.uq, part.hv, UW.transpose(-1, -2)), part.target,
+                             part.weight)
+    return loss, ({"WO2": frozen.U.T @ (G.transpose(-1, -2) @ part.hv)} if grad else {})
+
+
+def _cross_entropy(logits, target, weight):
+    """Weighted sum ``(R,)`` over the rows of the cross-entropy of ``logits (R, ..., V)``
+    against ``target (...)``, and its gradient with respect to the logits, ``weight (...)``
+    times ``softmax - onehot``, computed in place of ``logits``."""
+    index = target.expand(logits.shape[:-1]).unsqueeze(-1)
+    logits -= logits.amax(-1, keepdim=True)
+    right = logits.gather(-1, index).squeeze(-1)
+    p = logits.exp_()
+    z = p.sum(-1, keepdim=True)
+    loss = ((z.squeeze(-1).log() - right) * weight).flatten(1).sum(-1)
+    p /= z
+    p.scatter_add_(-1, index, torch.full_like(right, -1.0).unsqueeze(-1))
+    return loss, p.mul_(weight.unsqueeze(-1))
+
+
+def _run_outer(a, b):
+    """``sum_i a_i b_i^T`` over all rows of each run, ``(R, d, d)`` from ``a, b (R, ..., d)``."""
+    R, d = a.shape[0], a.shape[-1]
+    return a.reshape(R, -1, d).transpose(-1, -2) @ b.reshape(R, -1, d)
+
+
+def _attention_backward(a, da_read, values, qk, keys: bool):
+    """Backward of ``read = softmax(qk values^T) values`` (``a`` the softmax, ``da_read`` the
+    gradient of the read): the gradient of ``qk`` and, with ``keys``, of ``values`` (both as
+    keys and as values), all ``(R, B, ., d)``."""
+    ds = _softmax_backward_(da_read @ values.transpose(-1, -2), a)                # (R, B, L, T)
+    dqk = ds @ values
+    if not keys:
+        return dqk, None
+    return dqk, (a.transpose(-1, -2) @ da_read).add_(ds.transpose(-1, -2) @ qk)
+
+
+def _softmax_backward_(da, a):
+    """The gradient of the scores from ``da``, that of their softmax ``a`` (last axis), in place of ``da``."""
+    da -= (da * a).sum(-1, keepdim=True)
+    return da.mul_(a)
+
+
+def _layer1_backward(frozen, tokens, x, v1, a1, dx1):
+    """The ``W_K1`` gradient ``(R, d, d)`` from the gradient ``dx1 (R, B, T, d)`` of layer 1's
+    output (layout as in :func:`_layer1`)."""
+    (R, B, T, d) = dx1.shape
+    g = dx1.permute(1, 2, 0, 3).reshape(B, T * R, d)
+    ds = _softmax_backward_((g @ v1.transpose(1, 2)).view(B, T, R, T), a1)
+    y = (ds.view(B, T * R, T) @ x).view(B, T, R * d)                               # y[b, t, (r, f)]
+    return _embedded_outer(frozen, tokens, y).view(d, R, d).transpose(0, 1) / math.sqrt(d)
 
 
 @torch.no_grad()
@@ -562,11 +766,9 @@ def train(
     params = {n: p.detach().clone() for n, p in state.params.items()}
     out: dict[str, list] = {name: [] for name in record}
     watch = checks.Watch()
+    parts = _prepare(frozen, params, seqs, trained, chunk, total)  # the untrained matrices stay put
     for t in bar(range(steps + 1), desc="GD steps", progress=progress):
-        if t < steps:
-            loss, grads = _loss_and_gradient(frozen, params, seqs, trained, chunk, total)
-        else:
-            loss = _loss(frozen, params, seqs, chunk, total)
+        loss, grads = _summed(frozen, params, parts, trained, grad=t < steps)
         watch.see(state.step + t, loss, "loss")
         if wanted[t]:
             if "loss" in out:
