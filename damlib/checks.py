@@ -274,6 +274,17 @@ class Watch:
             first = torch.full((), -1, dtype=torch.long, device=tensor.device)
         self.first[what] = torch.where((first < 0) & bad, step, first)
 
+    def see_steps(self, start: int, tensors: torch.Tensor, what: str = "state") -> None:
+        """:meth:`see` for ``k`` consecutive steps at once: ``tensors[i] (k, ...)`` is the value at step
+        ``start + i`` (one reduction for the block, the same first bad step as ``k`` calls)."""
+        k = tensors.shape[0]
+        bad = ~torch.isfinite(tensors).flatten(1).all(-1)                              # (k,)
+        index = torch.where(bad, torch.arange(k, device=bad.device), k).min()
+        first = self.first.get(what)
+        if first is None:
+            first = torch.full((), -1, dtype=torch.long, device=tensors.device)
+        self.first[what] = torch.where((first < 0) & (index < k), start + index, first)
+
     def check(self) -> None:
         """Raise :class:`DivergenceError` at the earliest bad step, naming the quantity."""
         if not self.first:

@@ -27,6 +27,7 @@ from .config import device as default_device
 from .progress import bar
 
 RECORDS = ("W", "scores", "loss", "zero_one", "margins", "sharpness")
+_BLOCK_ELEMENTS = 2**20  # score entries kept for the block checks of sweep (8 MB in float64)
 
 
 @dataclass
@@ -178,11 +179,25 @@ def sweep(
     one_hot = torch.nn.functional.one_hot(targets, U.shape[-2]).to(W.dtype)
     p_col = p_full.unsqueeze(-1)
 
+    # The first perfect step and the watches on the scores and on W are computed for blocks of
+    # steps at once, from the values kept in buffers: per step, a loop over tiny runs pays for each
+    # operation rather than for its arithmetic. The numbers are those of a per-step check.
+    S = am._scores(W, E, U)
+    block = max(1, min(steps + 1, _BLOCK_ELEMENTS // max(S.numel(), W.numel())))
+    kept = torch.empty(block, *S.shape, dtype=S.dtype, device=S.device)
+    kept_W = torch.empty(block, *W.shape, dtype=W.dtype, device=W.device)   # W after each step
+
+    def check_block(start: int, k: int, k_W: int) -> None:
+        """Check the scores of steps ``start..start+k-1`` and the ``k_W`` matrices after them."""
+        scores = kept[:k]
+        watch.see_steps(start, scores, "scores")
+        if k_W:
+            watch.see_steps(start + 1, kept_W[:k_W], "matrix W")
+        perfect = ((am._margins(scores, targets) > 0) | absent).all(-1)                # (k, *shape)
+        index = perfect.to(torch.uint8).argmax(0)                                     # the first
+        first.copy_(torch.where((first < 0) & perfect.any(0), start + index, first))
+
     def observe(t: int, S: torch.Tensor) -> None:
-        perfect = (am._margins(S, targets) > 0) | absent
-        first.masked_fill_(perfect.all(-1) & (first < 0), t)
-        if not wanted[t]:
-            return
         for name in record:
             if name == "W":
                 out[name].append(W.clone())
@@ -198,17 +213,21 @@ def sweep(
                 out[name].append(am.sharpness(W, E, U, p_full, targets))
 
     for t in bar(range(steps + 1), desc="steps", progress=progress):
-        S = am._scores(W, E, U)
-        # the scores of a finite W can still overflow; both are watched, read once at the end
-        watch.see(t, S, "scores")
-        observe(t, S)
+        if t > 0:
+            S = am._scores(W, E, U)
+        kept[t % block].copy_(S)   # the scores of a finite W can still overflow: both are watched
+        if wanted[t]:
+            observe(t, S)
         if t == steps:
+            check_block(t - t % block, t % block + 1, t % block)
             break
         weights = p_col if batch_size is None else _minibatch(p_flat, batch_size, generator).view_as(
             p_full).unsqueeze(-1)
         R = am._residuals(S, targets, one_hot)
         W = W - eta * (Et @ (weights * R) @ U)
-        watch.see(t + 1, W, "matrix W")
+        kept_W[t % block].copy_(W)
+        if t % block == block - 1:
+            check_block(t - t % block, block, block)
     watch.check()
     records = {name: torch.stack(values) for name, values in out.items()}
     return Sweep(steps=at.to(W.device), records=records, first_perfect=first, W=W)

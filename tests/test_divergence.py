@@ -46,7 +46,11 @@ def test_evolve_particles_names_the_step_it_blew_up_in():
     assert err.value.step == 6
 
 
-def test_sgd_sweep_names_the_step_of_the_first_bad_draw():
+@pytest.mark.parametrize("block", [1, 3, None])
+def test_sgd_sweep_names_the_step_of_the_first_bad_draw(monkeypatch, block):
+    """Also when sweep watches W for blocks of ``block`` steps at once (None: one block)."""
+    if block is not None:
+        monkeypatch.setattr(train, "_BLOCK_ELEMENTS", block * 4)   # W and the scores: 2 x 2
     W0, E, U, _, targets = _latent_blowup(k=1, steps=1)
     p = torch.tensor([0.9, 0.1], dtype=F64)
     steps = 40

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from damlib import config, train
+from damlib import DivergenceError, checks, config, train
 from damlib import memory as am
 
 pytestmark = pytest.mark.usefixtures("float64")
@@ -167,3 +167,43 @@ def test_first_perfect_step_bad_input():
         train.first_perfect_step(E, torch.tensor([0.5, 0.5]), torch.arange(2), lr=1.0, steps=0)
     with pytest.raises(ValueError, match="lr"):
         train.first_perfect_step(E, torch.tensor([0.5, 0.5]), torch.arange(2), lr=-2.0, steps=3)
+
+
+@pytest.mark.parametrize("block", [1, 7, None])
+def test_block_checks_find_the_per_step_first_perfect_step(monkeypatch, block):
+    """sweep checks its scores for blocks of steps at once; the first perfect step is the one of a
+    check after every step, whatever the block (1: per step; 7: blocks that do not divide the
+    300 steps; the default: one block)."""
+    E = am.correlated_pair(torch.tensor([0.5, 0.7, 0.9, 1.0]))
+    p, targets = torch.tensor([0.8, 0.2]), torch.arange(2)
+    if block is not None:
+        monkeypatch.setattr(train, "_BLOCK_ELEMENTS", block * 4 * 2 * 2)   # the scores: (4, 2, 2)
+    first = train.first_perfect_step(E, p, targets, lr=torch.ones(4), steps=300)
+    expected = []
+    for i in range(4):
+        S = am.scores(am.descend(torch.zeros(2, 2), E[i], torch.eye(2), p, targets, lr=1.0, steps=300),
+                      E[i], torch.eye(2))
+        ok = (am.margins(S, targets) > 0).all(-1)
+        expected.append(int(ok.nonzero()[0]) if ok.any() else -1)
+    assert first.tolist() == expected
+    assert len(set(expected)) > 2 and expected[-1] == -1   # control: the runs differ, one never gets there
+
+
+def test_watch_of_a_block_of_steps_is_the_watch_of_each_step():
+    values = torch.ones(9, 3)
+    values[5, 1] = float("inf")
+    values[7, 0] = float("nan")
+    per_step, block = checks.Watch(), checks.Watch()
+    for t in range(9):
+        per_step.see(10 + t, values[t], "x")
+    block.see_steps(10, values[:4], "x")
+    block.see_steps(14, values[4:], "x")
+    for watch in (per_step, block):
+        with pytest.raises(DivergenceError) as err:
+            watch.check()
+        assert err.value.step == 15
+    # control: the same blocks without the bad entries pass
+    clean = checks.Watch()
+    clean.see_steps(10, torch.ones(4, 3), "x")
+    clean.check()
+
