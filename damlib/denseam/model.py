@@ -187,8 +187,8 @@ def _loss_and_grads(params: Params, noisy: torch.Tensor, clean: torch.Tensor, *,
     saved temporaries and copies.
 
     ``work``, a dict kept by the caller between steps, holds the step's large temporaries, which
-    are then written in place rather than allocated anew every step (on a CPU, fresh allocations of
-    this size come back as new pages, and touching them costs 10-25 % of a step); the returned
+    are then written in place rather than allocated anew every step (what a fresh tensor of a few
+    megabytes costs on a CPU depends on the allocator's state: up to half a step); the returned
     gradient of ``W`` is then one of them, valid until the next call with the same ``work``.
     """
     W, b, c = params.tensors()
