@@ -45,7 +45,8 @@ def saddle_states(models: DAM, x: torch.Tensor, y: torch.Tensor) -> list[dict[st
     Per model: ``beta``; ``lam (P,)``, the smallest Hessian eigenvalue of the copied point along the
     splitting direction of each memory, ``(delta, -delta) / sqrt(2)`` (negative: a saddle); ``labels
     (P,)``, each memory's class; ``worst``, the memory with the lowest ``lam``; ``w (N,)`` that memory and
-    ``u (N,)`` its unit splitting direction. One batched eigen-decomposition for the whole batch.
+    ``u (N,)`` its unit splitting direction. One call of :func:`~damlib.dam.splitting_eigen` for the
+    whole batch.
     """
     if not isinstance(models, DAM):
         raise ValueError(f"models must be a DAM, got {type(models).__name__}")
