@@ -27,7 +27,7 @@ from .config import device as default_device
 from .progress import bar
 
 RECORDS = ("W", "scores", "loss", "zero_one", "margins", "sharpness")
-_BLOCK_ELEMENTS = 2**20  # score entries kept for the block checks of sweep (8 MB in float64)
+_BLOCK_ELEMENTS = 2**20  # entries of each buffer of scores and of W in sweep (8 MB each in float64)
 
 
 @dataclass
