@@ -120,19 +120,14 @@ def _forward(params: Params, x: torch.Tensor, *, s_in: float, s_out: float, acti
              centred: bool, work: dict | None = None):
     """:func:`forward` without its checks, for the training loop (no host sync); with ``work``, its
     tensors are written into the workspace (see :func:`_loss_and_grads`), with the same arithmetic."""
-    W = params.W
-    Wc = _centred(W, work) if centred else W
-    x = x.expand(W.shape[0], *x.shape[-2:])
-    R, B, K = W.shape[0], x.shape[-2], W.shape[1]
-    h = torch.baddbmm(params.b[:, None, :], x, Wc.transpose(1, 2), alpha=s_in,
-                      out=_buffer(work, "h", (R, B, K), W))
+    Wc, x, h = _pre_activations(params, x, s_in=s_in, centred=centred, work=work)
     if work is None or activation == "linear":
         a = activate(h, activation, p)
     elif activation == "relu":   # activate's relu(h).pow(p) / norm, written in place
-        a = torch.clamp_min(h, 0, out=_buffer(work, "a", h.shape, W)).pow_(p).div_(relu_power_norm(p))
+        a = torch.clamp_min(h, 0, out=_buffer(work, "a", h.shape, h)).pow_(p).div_(relu_power_norm(p))
     else:
-        a = torch.ops.aten._softmax.out(h, -1, False, out=_buffer(work, "a", h.shape, W))
-    x_hat = torch.baddbmm(params.c[:, None, :], a, Wc, alpha=s_out, out=_buffer(work, "x_hat", x.shape, W))
+        a = _softmax(h, work)
+    x_hat = torch.baddbmm(params.c[:, None, :], a, Wc, alpha=s_out, out=_buffer(work, "x_hat", x.shape, x))
     return x_hat, h, a
 
 
@@ -141,21 +136,33 @@ def _denoise(params: Params, x: torch.Tensor, *, s_in: float, s_out: float, acti
     """The outputs of :func:`_forward` alone, with fewer passes over the ``(R, B, K)`` hidden layer
     (ReLU in place, its normalisation folded into the read-out); equal to round-off. ``work`` as in
     :func:`_forward`."""
-    W = params.W
-    Wc = _centred(W, work) if centred else W
-    x = x.expand(W.shape[0], *x.shape[-2:])
-    R, B, K = W.shape[0], x.shape[-2], W.shape[1]
-    a = torch.baddbmm(params.b[:, None, :], x, Wc.transpose(1, 2), alpha=s_in,
-                      out=_buffer(work, "h", (R, B, K), W))
+    Wc, x, a = _pre_activations(params, x, s_in=s_in, centred=centred, work=work)
     scale = 1.0
     if activation == "relu":
         a = a.relu_() if p == 1 else a.relu_().pow_(p)
         scale = 1 / relu_power_norm(p)
     elif activation == "softmax":
-        a = (torch.softmax(a, dim=-1) if work is None
-             else torch.ops.aten._softmax.out(a, -1, False, out=_buffer(work, "a", a.shape, W)))
+        a = _softmax(a, work)
     return torch.baddbmm(params.c[:, None, :], a, Wc, alpha=s_out * scale,
-                         out=_buffer(work, "x_hat", x.shape, W))
+                         out=_buffer(work, "x_hat", x.shape, x))
+
+
+def _pre_activations(params: Params, x: torch.Tensor, *, s_in: float, centred: bool, work: dict | None):
+    """``(W_c, x, h)``: the weights as the model reads them, ``x`` broadcast to ``(R, B, D)`` and the
+    pre-activations ``h = s_in x W_c^T + b`` ``(R, B, K)``, written into ``work`` when given."""
+    W = params.W
+    Wc = _centred(W, work) if centred else W
+    x = x.expand(W.shape[0], *x.shape[-2:])
+    h = torch.baddbmm(params.b[:, None, :], x, Wc.transpose(1, 2), alpha=s_in,
+                      out=_buffer(work, "h", (W.shape[0], x.shape[-2], W.shape[1]), W))
+    return Wc, x, h
+
+
+def _softmax(h: torch.Tensor, work: dict | None) -> torch.Tensor:
+    """``softmax(h)`` over the hidden axis, written into ``work["a"]`` when given."""
+    if work is None:
+        return torch.softmax(h, dim=-1)
+    return torch.ops.aten._softmax.out(h, -1, False, out=_buffer(work, "a", h.shape, h))
 
 
 def _centred(W: torch.Tensor, work: dict | None) -> torch.Tensor:
@@ -191,20 +198,18 @@ def _loss_and_grads(params: Params, noisy: torch.Tensor, clean: torch.Tensor, *,
     megabytes costs on a CPU depends on the allocator's state: up to half a step); the returned
     gradient of ``W`` is then one of them, valid until the next call with the same ``work``.
     """
-    W, b, c = params.tensors()
+    W, c = params.W, params.c
     R, K, D = W.shape
     B = noisy.shape[-2]
-    Wc = _centred(W, work) if centred else W
+    Wc, _, h = _pre_activations(params, noisy, s_in=s_in, centred=centred, work=work)
     WcT = Wc.transpose(1, 2)
     # phi = scale * raw(h); the constant scale of the normalised ReLU^p is folded into the matmuls
     scale = 1 / relu_power_norm(p) if activation == "relu" else 1.0
-    h = torch.baddbmm(b[:, None, :], noisy, WcT, alpha=s_in, out=_buffer(work, "h", (R, B, K), W))
     if activation == "relu":
         u = h.relu_()
         a = u if p == 1 else torch.pow(u, p, out=_buffer(work, "a", h.shape, W))
     elif activation == "softmax":
-        a = (torch.softmax(h, dim=-1) if work is None
-             else torch.ops.aten._softmax.out(h, -1, False, out=_buffer(work, "a", h.shape, W)))
+        a = _softmax(h, work)
     else:
         a = h
     r = torch.baddbmm(c[:, None, :], a, Wc, alpha=s_out * scale,
