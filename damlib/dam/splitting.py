@@ -90,8 +90,9 @@ def splitting_matrix(model: DAM, x: torch.Tensor, y: torch.Tensor, *, smoothing:
     c, lam = _splitting_parts(model, x, y, smoothing)
     if x.device.type != "cpu":
         return _batched_matrices(model, c, lam, x)
-    blocks = [np.triu(U) + np.triu(U, 1).T for U in _upper_blocks(model, c, lam, x)]
-    return torch.as_tensor(np.stack(blocks), dtype=x.dtype, device="cpu").reshape(*c.shape[:-2], c.shape[-1], *blocks[0].shape)
+    blocks = np.stack([np.triu(U) + np.triu(U, 1).T for U in _upper_blocks(model, c, lam, x)])
+    N = x.shape[-1]
+    return torch.as_tensor(blocks, dtype=x.dtype, device="cpu").reshape(*model.w.shape[:-1], N, N)
 
 
 def _splitting_parts(model: DAM, x: torch.Tensor, y: torch.Tensor, smoothing: float):
@@ -187,7 +188,8 @@ def _stack_pairs(pairs, batch: torch.Size, dtype, vectors: bool):
     vals = torch.as_tensor(np.array([v for v, _ in pairs]), dtype=dtype, device="cpu").reshape(batch)
     if not vectors:
         return vals, None
-    return vals, _signed(torch.as_tensor(np.stack([z for _, z in pairs]), dtype=dtype, device="cpu").reshape(*batch, -1))
+    vecs = torch.as_tensor(np.stack([z for _, z in pairs]), dtype=dtype, device="cpu")
+    return vals, _signed(vecs.reshape(*batch, -1))
 
 
 def _lowest_eigenpair(S: torch.Tensor, *, vectors: bool = True):
