@@ -265,6 +265,43 @@ def test_parking_at_log_points_only_changes_no_live_run(optimizer):
     assert bool((lazy2.params.W[dead] == 0).all())
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_dropping_the_diverged_runs_changes_no_number(optimizer, monkeypatch):
+    """Trainer.run stops computing the runs that diverged (every DROP_EVERY steps): every loss,
+    record, divergence step and final parameter equals, bit for bit, the run that computes them all;
+    after the run every run is back in its row, the dropped ones parked."""
+    from damlib.denseam import model, training
+
+    setup = dm.proportional(8, activation="relu", optimizer=optimizer, centred=False)
+    lrs = [0.01, 0.3, 30.0, 3e3] if optimizer == "sgd" else [1e-3, 0.03, 3.0, 300.0]
+    record = ("gram", "k_eff", "update", "hidden", "dout")
+    rows = []
+    step = model._loss_and_grads
+
+    def counting(params, *args, **kwargs):
+        rows.append(params.W.shape[0])
+        return step(params, *args, **kwargs)
+
+    monkeypatch.setattr(training, "_loss_and_grads", counting)
+    runs = {}
+    for every in (10**9, 3):
+        monkeypatch.setattr(training, "DROP_EVERY", every)
+        trainer = dm.Trainer(setup, lrs, 3, seed=2, device="cpu")
+        runs[every] = (trainer.run(40, log_every=7, record=record, progress=False), trainer)
+    (full, t_full), (dropped, t_drop) = runs[10**9], runs[3]
+    assert 0 < full.n_diverged < 12
+    assert torch.equal(full.diverged, dropped.diverged) and torch.equal(full.steps, dropped.steps)
+    assert torch.equal(full.loss, dropped.loss)
+    for k in full.records:
+        assert torch.equal(full.records[k].nan_to_num(nan=-1.0), dropped.records[k].nan_to_num(nan=-1.0)), k
+    for a, b in zip(t_full.params.tensors(), t_drop.params.tensors(), strict=True):
+        assert a.shape[0] == 12 and torch.equal(a, b)
+    assert torch.equal(t_full.died, t_drop.died) and torch.equal(t_full.alive, t_drop.alive)
+    # control: the second run did drop rows (the first computed all 12 at every step)
+    first = len(rows) // 2
+    assert set(rows[:first]) == {12} and min(rows[first:]) == 12 - full.n_diverged
+
+
 def test_sweep_bad_input():
     setup = dm.proportional(4)
     with pytest.raises(ValueError, match="lrs"):

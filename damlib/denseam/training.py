@@ -33,6 +33,7 @@ from .settings import DEFAULTS, Defaults
 from .table import ACTIVATIONS, DIMS, OPTIMIZERS, REGIMES, Parameterisation, Scales, choice, parameterisation
 
 RECORDS = ("gram", "k_eff", "update", "hidden", "dout")
+DROP_EVERY = 10  # with diverged="mask", Trainer.run stops computing the diverged runs every so many steps
 
 
 @dataclass(frozen=True)
@@ -250,6 +251,10 @@ class Trainer:
         self._stash: torch.Tensor | None = None   # outputs before the last step, for the "dout" record
         self._work: dict[str, torch.Tensor] = {}  # the step's temporaries, reused (model._loss_and_grads)
         self._eval_work: dict[str, torch.Tensor] = {}  # and the evaluation's
+        # inside run(), the runs still trained: row i of every per-run tensor is run _rows[i]
+        # (None: every run, in order); see _drop_dead
+        self._rows: torch.Tensor | None = None
+        self._died_all: torch.Tensor | None = None  # the divergence steps of every run, while rows are dropped
 
     def _forward(self, x: torch.Tensor, params: Params | None = None, *, outputs_only: bool = False,
                  work: dict | None = None):
@@ -288,8 +293,12 @@ class Trainer:
         parameters and moments are reset at the next step that parks), both for the steps after
         which nothing is read."""
         s, sc = self.setup, self._scales
+        rows = len(self.seed_of_run)
         inputs = torch.index_select(noisy, 0, self.seed_of_run,
-                                    out=_buffer(self._work, "inputs", (self.R, *noisy.shape[1:]), noisy))
+                                    out=_buffer(self._work, "inputs", (rows, *noisy.shape[1:]), noisy))
+        if self._rows is not None:  # the rows left are no longer groups of every seed
+            clean = torch.index_select(clean, 0, self.seed_of_run,
+                                       out=_buffer(self._work, "clean", (rows, *clean.shape[1:]), clean))
         loss, grads = _loss_and_grads(self.params, inputs, clean, s_in=sc.s_in, s_out=sc.s_out,
                                       activation=s.activation, p=s.p, centred=s.centred, work=self._work)
         self.t += 1
@@ -326,6 +335,63 @@ class Trainer:
         self.opt.reset(self._unparked)
         self._unparked.zero_()
 
+    def _drop_dead(self) -> None:
+        """Stop computing the runs that diverged: every per-run tensor keeps only the rows of the runs
+        still alive (inside :meth:`run`; :meth:`_restore_rows` puts every run back at its end).
+
+        Each operation of a step acts on each run alone, so the runs left take the same steps bit
+        for bit (``tests/test_denseam.py``); a dropped run is where parking would have put it.
+        """
+        keep = self.alive.nonzero().flatten()
+        if len(keep) in (0, len(self.alive)):  # none died since the last call, or none is left
+            return
+        if self._rows is None:
+            self._rows = torch.arange(self.R, device=keep.device)
+            self._died_all = self.died.clone()
+        self._died_all[self._rows] = self.died
+        self._rows = self._rows[keep]
+        self._map_rows(lambda t: t[keep])
+        self._index_runs()
+
+    def _restore_rows(self) -> None:
+        """Every run back in its row after :meth:`_drop_dead`: a dropped run parked (parameters,
+        moments and rates zero), its divergence step kept."""
+        if self._rows is None:
+            return
+        rows, died = self._rows, self._died_all
+        died[rows] = self.died
+
+        def full(t: torch.Tensor) -> torch.Tensor:
+            out = torch.zeros((self.R, *t.shape[1:]), dtype=t.dtype, device=t.device)
+            out[rows] = t
+            return out
+
+        self._map_rows(full)
+        self.died = died
+        self._rows = self._died_all = None
+        self._index_runs()
+
+    def _map_rows(self, f) -> None:
+        """Replace every per-run tensor ``t`` of the trainer and its optimiser by ``f(t)``."""
+        self.params = Params(*(f(t) for t in self.params.tensors()))
+        self.opt.params = self.params.tensors()
+        self.opt.lrs = [f(lr) for lr in self.opt.lrs]
+        for name in ("m", "v", "_denom", "_d"):
+            if hasattr(self.opt, name):
+                setattr(self.opt, name, [f(t) for t in getattr(self.opt, name)])
+        for name in ("alive", "died", "_unparked", "last_update", "_stash"):
+            if getattr(self, name) is not None:
+                setattr(self, name, f(getattr(self, name)))
+        self._work.clear()
+        self._eval_work.clear()
+
+    def _index_runs(self) -> None:
+        """The seed of each row and the rows' evaluation sets, from ``_rows``."""
+        rows = self._rows if self._rows is not None else torch.arange(self.R, device=self.alive.device)
+        self.seed_of_run = rows % self.seeds                     # run r = i_lr * seeds + i_seed
+        self._eval_inputs = self.per_run(self.eval_noisy)
+        self._eval_targets = self.per_run(self.eval_clean)
+
     def check_divergence(self) -> None:
         """Raise :class:`~damlib.DivergenceError` at the earliest step at which some run diverged."""
         first = torch.where(self.died >= 0, self.died, torch.iinfo(torch.long).max).min()
@@ -361,6 +427,11 @@ class Trainer:
         dead = ~self.alive
         for v in out.values():
             v.masked_fill_(dead, float("inf") if v is out["loss"] else float("nan"))
+        if self._rows is not None:  # the dropped runs diverged
+            for k, v in out.items():
+                full = torch.full((self.R,), float("inf") if k == "loss" else float("nan"), dtype=v.dtype,
+                                  device=v.device)
+                out[k] = full.index_copy_(0, self._rows, v)
         return out
 
     def run(self, steps: int, *, log_every: int | None = None, record: Sequence[str] = (),
@@ -378,8 +449,10 @@ class Trainer:
         diverged : {"mask", "raise"}
             ``"mask"`` parks a diverging run (loss ``inf`` from then on) and carries on with the
             others (the result's ``diverged``, ``n_diverged`` and ``first_divergence`` say which and
-            when); ``"raise"`` raises :class:`~damlib.DivergenceError` with the first divergence's
-            step, read at the log points and after the last step.
+            when); every :data:`DROP_EVERY` steps the runs that diverged are dropped from the batch,
+            so that they cost nothing more, and put back, parked, at the end; ``"raise"`` raises
+            :class:`~damlib.DivergenceError` with the first divergence's step, read at the log points
+            and after the last step.
         progress : bool, optional
             Progress bar (:func:`damlib.progress.bar`; default: off in the book build).
         batch_stream : iterable of (clean, noisy), optional
@@ -398,20 +471,25 @@ class Trainer:
             raise ValueError(f"record must be a collection of names among {RECORDS}, got {record!r}")
         stream = batch_stream if batch_stream is not None else _batches(self.data, self.setup, steps, self.gen)
         logs, at = [self.evaluate(record)], [self.t]
-        for i, (clean, noisy) in enumerate(bar(stream, total=steps, progress=progress,
-                                               desc=f"D={self.setup.D} K={self.setup.K}")):
-            if i >= steps:
-                break
-            logs_next = (self.t + 1) % log_every == 0 or i == steps - 1
-            if "dout" in record and logs_next:
-                with torch.no_grad():
-                    self._stash = self._forward(self._eval_inputs, outputs_only=True)
-            self.step(clean, noisy, measure_update="update" in record and logs_next, park=logs_next)
-            if self.t % log_every == 0 or i == steps - 1:
-                if diverged == "raise":
-                    self.check_divergence()
-                logs.append(self.evaluate(record))
-                at.append(self.t)
+        try:
+            for i, (clean, noisy) in enumerate(bar(stream, total=steps, progress=progress,
+                                                   desc=f"D={self.setup.D} K={self.setup.K}")):
+                if i >= steps:
+                    break
+                logs_next = (self.t + 1) % log_every == 0 or i == steps - 1
+                if "dout" in record and logs_next:
+                    with torch.no_grad():
+                        self._stash = self._forward(self._eval_inputs, outputs_only=True)
+                self.step(clean, noisy, measure_update="update" in record and logs_next, park=logs_next)
+                if diverged == "mask" and self.t % DROP_EVERY == 0:
+                    self._drop_dead()
+                if self.t % log_every == 0 or i == steps - 1:
+                    if diverged == "raise":
+                        self.check_divergence()
+                    logs.append(self.evaluate(record))
+                    at.append(self.t)
+        finally:
+            self._restore_rows()
         n_lr = self.lrs.numel()
 
         def stack(key):
