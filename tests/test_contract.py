@@ -364,6 +364,7 @@ def rows():
     row(h + "Trainer", "data", lambda: dm.Trainer(SETUP, [0.1], 1, data=torch.full((SETUP.N, SETUP.D), NAN),
                                                   device="cpu"))
     row(h + "Trainer", "seeds", lambda: dm.Trainer(SETUP, [0.1], 0, device="cpu"))
+    row(h + "Trainer.run", "drop_every", lambda: dm.Trainer(SETUP, [0.1], 1, device="cpu").run(2, drop_every=0))
     row(h + "sweep", "record", lambda: dm.sweep(SETUP, [0.1], steps=2, record=("energy",), device="cpu"))
     row(h + "sweep", "steps", lambda: dm.sweep(SETUP, [0.1], steps=0, device="cpu"))
     row(h + "first_updates", "lr", lambda: dm.first_updates(SETUP, -0.1, device="cpu"))

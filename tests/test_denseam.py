@@ -267,7 +267,7 @@ def test_parking_at_log_points_only_changes_no_live_run(optimizer):
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_dropping_the_diverged_runs_changes_no_number(optimizer, monkeypatch):
-    """Trainer.run stops computing the runs that diverged (every DROP_EVERY steps): every loss,
+    """Trainer.run stops computing the runs that diverged (every drop_every steps): every loss,
     record, divergence step and final parameter equals, bit for bit, the run that computes them all;
     after the run every run is back in its row, the dropped ones parked."""
     from damlib.denseam import model, training
@@ -284,11 +284,10 @@ def test_dropping_the_diverged_runs_changes_no_number(optimizer, monkeypatch):
 
     monkeypatch.setattr(training, "_loss_and_grads", counting)
     runs = {}
-    for every in (10**9, 3):
-        monkeypatch.setattr(training, "DROP_EVERY", every)
+    for every in (None, 3):
         trainer = dm.Trainer(setup, lrs, 3, seed=2, device="cpu")
-        runs[every] = (trainer.run(40, log_every=7, record=record, progress=False), trainer)
-    (full, t_full), (dropped, t_drop) = runs[10**9], runs[3]
+        runs[every] = (trainer.run(40, log_every=7, record=record, progress=False, drop_every=every), trainer)
+    (full, t_full), (dropped, t_drop) = runs[None], runs[3]
     assert 0 < full.n_diverged < 12
     assert torch.equal(full.diverged, dropped.diverged) and torch.equal(full.steps, dropped.steps)
     assert torch.equal(full.loss, dropped.loss)

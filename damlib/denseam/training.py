@@ -435,7 +435,8 @@ class Trainer:
         return out
 
     def run(self, steps: int, *, log_every: int | None = None, record: Sequence[str] = (),
-            diverged: str = "mask", progress: bool | None = None, batch_stream=None) -> History:
+            diverged: str = "mask", progress: bool | None = None, batch_stream=None,
+            drop_every: int | None = DROP_EVERY) -> History:
         """Train for ``steps`` more steps and return what was recorded over them.
 
         Parameters
@@ -449,7 +450,7 @@ class Trainer:
         diverged : {"mask", "raise"}
             ``"mask"`` parks a diverging run (loss ``inf`` from then on) and carries on with the
             others (the result's ``diverged``, ``n_diverged`` and ``first_divergence`` say which and
-            when); every :data:`DROP_EVERY` steps the runs that diverged are dropped from the batch,
+            when); every ``drop_every`` steps the runs that diverged are dropped from the batch,
             so that they cost nothing more, and put back, parked, at the end; ``"raise"`` raises
             :class:`~damlib.DivergenceError` with the first divergence's step, read at the log points
             and after the last step.
@@ -457,6 +458,9 @@ class Trainer:
             Progress bar (:func:`damlib.progress.bar`; default: off in the book build).
         batch_stream : iterable of (clean, noisy), optional
             Replaces the mini-batches drawn by :func:`batches`.
+        drop_every : int, optional
+            With ``diverged="mask"``, how often the diverged runs are dropped (default
+            :data:`DROP_EVERY`; ``None``: every run is computed to the end, the same numbers).
 
         Returns
         -------
@@ -466,6 +470,8 @@ class Trainer:
         """
         checks.positive_int("steps", steps)
         choice("diverged", diverged, ("mask", "raise"))
+        if drop_every is not None:
+            checks.positive_int("drop_every", drop_every)
         log_every = checks.positive_int("log_every", max(1, steps // 50) if log_every is None else log_every)
         if isinstance(record, str) or any(name not in RECORDS for name in record):
             raise ValueError(f"record must be a collection of names among {RECORDS}, got {record!r}")
@@ -481,7 +487,7 @@ class Trainer:
                     with torch.no_grad():
                         self._stash = self._forward(self._eval_inputs, outputs_only=True)
                 self.step(clean, noisy, measure_update="update" in record and logs_next, park=logs_next)
-                if diverged == "mask" and self.t % DROP_EVERY == 0:
+                if diverged == "mask" and drop_every is not None and self.t % drop_every == 0:
                     self._drop_dead()
                 if self.t % log_every == 0 or i == steps - 1:
                     if diverged == "raise":
