@@ -1,12 +1,14 @@
-"""Execute the chapters that need it side by side, one kernel per CPU core, before Sphinx reads them.
+"""Execute the chapters that need it side by side, one kernel per CPU core, while Sphinx reads.
 
 myst-nb's ``cache`` mode executes a chapter when Sphinx reads it, one chapter at a time, and most
 chapters run their small tensors on one thread: a serial build leaves all cores but one idle. At
 ``env-before-read-docs`` this extension finds the chapters about to be read whose code is not yet
-in the execution cache, and executes them in a pool of ``parallel_execution_jobs`` processes
+in the execution cache, and starts them in a pool of ``parallel_execution_jobs`` processes
 (default: the number of CPU cores), longest first where an earlier execution of the chapter left
-its time in the cache. Each result goes to the cache that myst-nb reads, so when Sphinx then reads
-the chapter, myst-nb takes its outputs from there (and the status page shows each chapter's time).
+its time in the cache (else in the order Sphinx reads them). Sphinx goes on reading the other pages
+(the API reference, the prose); at ``source-read`` of a chapter of the pool it waits for that
+chapter. Each result goes to the cache that myst-nb reads, so myst-nb then takes the chapter's
+outputs from there (and the status page shows each chapter's time).
 
 The cores are shared out: unless ``OMP_NUM_THREADS`` is set, each kernel's torch starts with
 ``cores // jobs`` threads (a chapter that sets its own thread count keeps it), so that two chapters
@@ -67,6 +69,8 @@ def _share_cores(threads: int) -> None:
 
 
 def _execute(app, env, docnames) -> None:
+    """Start the chapters that need it in a pool of processes, and return: Sphinx reads the other
+    pages meanwhile, and waits for a chapter only when it comes to read it (:func:`_wait_for`)."""
     jobs = app.config.parallel_execution_jobs or os.cpu_count() or 1
     if env.mystnb_config.execution_mode != "cache" or jobs <= 1:
         return
@@ -76,25 +80,49 @@ def _execute(app, env, docnames) -> None:
     if len(pending) < 2:                                    # nothing to run side by side
         return
     config = env.mystnb_config
-    work = [ProcessData(record.pk, record.uri, cache, config.execution_timeout,
-                        config.execution_allow_errors) for record, _ in pending]
-    jobs = min(jobs, len(work))
-    logger.info(f"executing {len(work)} chapters in {jobs} processes")
-    failed = []
+    jobs = min(jobs, len(pending))
+    logger.info(f"executing {len(pending)} chapters in {jobs} processes while Sphinx reads the other pages")
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    with multiprocessing.Pool(jobs, initializer=_share_cores, initargs=(threads,)) as pool:
-        for status, uri in pool.imap_unordered(ExecutionWorkerLocalMProc(), work, chunksize=1):
-            name = os.path.relpath(uri, app.srcdir)
-            if status == 0:
-                logger.info(f"executed {name}")
-            else:
-                failed.append(name)
-    if failed:
-        logger.info(f"not cached, to be executed again as Sphinx reads them: {', '.join(failed)}")
+    pool = multiprocessing.Pool(jobs, initializer=_share_cores, initargs=(threads,))
+    worker = ExecutionWorkerLocalMProc()
+    app._chapters_running = {
+        env.path2doc(record.uri): pool.apply_async(worker, (ProcessData(
+            record.pk, record.uri, cache, config.execution_timeout, config.execution_allow_errors),))
+        for record, _ in pending}
+    app._chapter_pool = pool
+    pool.close()                                            # no more work; joined by _finish
+
+
+def _wait_for(app, docname, source) -> None:
+    """At ``source-read``: if ``docname`` is a chapter of the pool, wait until it is executed."""
+    result = getattr(app, "_chapters_running", {}).pop(docname, None)
+    if result is None:
+        return
+    status, uri = result.get()
+    name = os.path.relpath(uri, app.srcdir)
+    if status == 0:
+        logger.info(f"executed {name}")
+    else:
+        logger.info(f"{name} failed in the pool, not cached: myst-nb executes it again as Sphinx reads it")
+    if not app._chapters_running:
+        _finish(app)
+
+
+def _finish(app, *_) -> None:
+    """Join the pool (at the last chapter, or at ``build-finished``, stopping what is left)."""
+    pool = getattr(app, "_chapter_pool", None)
+    if pool is None:
+        return
+    if getattr(app, "_chapters_running", None):             # the build stopped before reading them
+        pool.terminate()
+    pool.join()
+    app._chapter_pool = None
 
 
 def setup(app):
     app.add_config_value("parallel_execution_jobs", 0, "env", [int])
     # after myst-nb has resolved its configuration (builder-inited)
     app.connect("env-before-read-docs", _execute)
+    app.connect("source-read", _wait_for)
+    app.connect("build-finished", _finish)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
