@@ -239,10 +239,10 @@ class Trainer:
         self._eval_targets = self.per_run(self.eval_clean)
         sc = self._scales = setup.scales()
         base = lrs.to(dev).repeat_interleave(seeds)                                 # (R,)
-        self.run_lrs = [base * sc.lr_W, base * sc.lr_b, base * sc.lr_c]
+        run_lrs = [base * sc.lr_W, base * sc.lr_b, base * sc.lr_c]                  # the optimiser's, (R,) each
         opt = BatchedAdam if setup.optimizer == "adam" else BatchedSGD
         kw = {"betas": defaults.betas, "eps": defaults.eps} if setup.optimizer == "adam" else {}
-        self.opt = opt(self.params.tensors(), self.run_lrs, **kw)
+        self.opt = opt(self.params.tensors(), run_lrs, **kw)
         self.alive = torch.ones(self.R, dtype=torch.bool, device=dev)
         self.died = torch.full((self.R,), -1, dtype=torch.long, device=dev)
         self._unparked = torch.zeros(self.R, dtype=torch.bool, device=dev)  # died, not yet parked
