@@ -343,6 +343,30 @@ def test_splitting_matrix_projection_is_the_explicit_one():
     assert not torch.allclose(S, raw, atol=1e-6)                               # control: P matters
 
 
+def test_splitting_matrices_batched_path_equals_the_per_memory_one():
+    """The batched tensor path of the splitting matrices and eigenpairs (taken on a GPU) equals the
+    CPU path's symmetric rank-k updates, memory by memory, in float64 and float32."""
+    from damlib.dam import splitting
+
+    for dtype, tol in ((F64, 1e-12), (torch.float32, 1e-5)):
+        x, y = _sphere_data(60, 6, 3, seed=5)
+        x = x.to(dtype)
+        models = _model(4, 6, 3, beta=torch.tensor([1.5, 6.0], dtype=F64), batch=(2,)).to(dtype)
+        c, lam = splitting._splitting_parts(models, x, y, 0.1)
+        assert bool((c > 0).any()) and bool((c < 0).any())            # both rank-k updates are used
+        batched = splitting._batched_matrices(models, c, lam, x)
+        per_memory = dam.splitting_matrix(models, x, y)
+        torch.testing.assert_close(per_memory, batched, rtol=tol, atol=tol)
+        shift = batched.abs().sum(-1).amax(-1)[..., None, None] + 1.0
+        vals, vecs = splitting._lowest_eigenpair(batched + shift * models.w.unsqueeze(-1) * models.w.unsqueeze(-2))
+        cpu_vals, cpu_vecs = dam.splitting_eigen(models, x, y)
+        torch.testing.assert_close(cpu_vals, vals, rtol=tol, atol=tol)
+        torch.testing.assert_close(cpu_vecs, vecs, rtol=100 * tol, atol=100 * tol)
+        # control: without the projection the batched matrices are other matrices
+        raw = models.beta[..., None, None, None] ** 2 * torch.einsum("bnp,ni,nj->bpij", c, x, x)
+        assert not torch.allclose(per_memory, raw, atol=1e-3)
+
+
 def test_lowest_eigenpair_is_the_full_decompositions_first():
     """On a CPU the smallest eigenpair comes from LAPACK's selected-pair driver: it equals the first
     pair of the full torch.linalg.eigh, over a batch, its vector signed (largest entry positive)."""
