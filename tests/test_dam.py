@@ -259,6 +259,32 @@ def test_polish_reaches_round_off():
         dam.polish(_model(2, 5, 2, batch=(2,)), x, y)
 
 
+def test_newton_hessian_products_equal_forward_over_reverse():
+    """newton_polish's Hessian-vector products (double backward through the kept gradient graph)
+    equal torch.func's forward-over-reverse products, the direct definition, to round-off."""
+    from damlib.dam.model import DAM, _loss, _normalise
+    from damlib.dam.optimise import _gradient_and_hvp
+
+    x, y = _sphere_data(40, 5, 2, seed=3)
+    model = _model(3, 5, 2, beta=2.0)
+    n_w = model.w.numel()
+
+    def f(theta):
+        return _loss(DAM._unchecked(_normalise(theta[:n_w].reshape(3, 5)), theta[n_w:].reshape(3, 2),
+                                    model.beta), x, y, 0.1)
+
+    theta = torch.cat([model.w.flatten(), torch.randn(6, dtype=F64, generator=torch.Generator().manual_seed(0))])
+    g, hvp = _gradient_and_hvp(f, theta)
+    torch.testing.assert_close(g, torch.func.grad(f)(theta), rtol=1e-13, atol=1e-15)
+    for seed in range(3):
+        p = torch.randn(theta.shape, dtype=F64, generator=torch.Generator().manual_seed(seed + 1))
+        ref = torch.func.jvp(torch.func.grad(f), (theta,), (p,))[1]
+        torch.testing.assert_close(hvp(p), ref, rtol=1e-11, atol=1e-13)
+    # control: the products of another point differ
+    _, other = _gradient_and_hvp(f, theta + 0.1)
+    assert not torch.allclose(other(p), ref, rtol=1e-3)
+
+
 # ---------------------------------------------------------------------------------- copying and splitting
 
 
