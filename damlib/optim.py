@@ -39,6 +39,11 @@ class BatchedSGD:
     def reset(self, dead: torch.Tensor) -> None:
         """Forget the state of the runs where ``dead`` (R,) is true (SGD has none)."""
 
+    def map_runs(self, params: list[torch.Tensor], f) -> None:
+        """Step ``params`` from now on (new tensors of the same parameters, e.g. some of the runs),
+        and replace every per-run tensor ``t`` of the state by ``f(t)`` to match."""
+        self.params, self.lrs = params, [f(lr) for lr in self.lrs]
+
 
 class BatchedAdam(BatchedSGD):
     """Adam (Kingma and Ba; torch.optim.Adam's update) on ``R`` runs with per-run learning rates."""
@@ -48,8 +53,11 @@ class BatchedAdam(BatchedSGD):
         self.betas, self.eps, self.t = betas, eps, 0
         self.m = [torch.zeros_like(p) for p in params]
         self.v = [torch.zeros_like(p) for p in params]
-        self._denom = [torch.empty_like(p) for p in params]
-        self._d = [torch.empty_like(p) for p in params]
+        self._scratch(params)
+
+    def _scratch(self, params) -> None:
+        """The step's two temporaries, kept between steps (every entry is written before it is read)."""
+        self._denom, self._d = [torch.empty_like(p) for p in params], [torch.empty_like(p) for p in params]
 
     @torch.no_grad()
     def step(self, grads, *, deltas: bool = True):
@@ -72,3 +80,8 @@ class BatchedAdam(BatchedSGD):
     def reset(self, dead):
         for s in self.m + self.v:
             s.masked_fill_(dead.view(-1, *([1] * (s.dim() - 1))), 0)
+
+    def map_runs(self, params, f):
+        super().map_runs(params, f)
+        self.m, self.v = [f(t) for t in self.m], [f(t) for t in self.v]
+        self._scratch(params)

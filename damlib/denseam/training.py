@@ -374,11 +374,7 @@ class Trainer:
     def _map_rows(self, f) -> None:
         """Replace every per-run tensor ``t`` of the trainer and its optimiser by ``f(t)``."""
         self.params = Params(*(f(t) for t in self.params.tensors()))
-        self.opt.params = self.params.tensors()
-        self.opt.lrs = [f(lr) for lr in self.opt.lrs]
-        for name in ("m", "v", "_denom", "_d"):
-            if hasattr(self.opt, name):
-                setattr(self.opt, name, [f(t) for t in getattr(self.opt, name)])
+        self.opt.map_runs(self.params.tensors(), f)
         for name in ("alive", "died", "_unparked", "last_update", "_stash"):
             if getattr(self, name) is not None:
                 setattr(self, name, f(getattr(self, name)))
