@@ -33,6 +33,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from IPython.display import display
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
 
 from . import dam, train
 from . import denseam as dm
@@ -59,8 +60,33 @@ def _label(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value).replace("$", "")
 
 
-def render_png(fig, dpi: int = COLUMN_DPI) -> bytes:
-    """PNG bytes of a matplotlib figure, which is then closed."""
+class _FrameCanvas(FigureCanvasAgg):
+    """An Agg canvas that takes its renderer from ``renderers``, one per (width, height, dpi),
+    shared by the frames of an explorer.
+
+    A plain canvas makes a new renderer for every figure, and with it a new mathtext parser and text
+    metrics cache: every tick label of every frame is parsed again (about a third of a frame's
+    time). The frames of an explorer have the same size, so they can share renderers; the pixels
+    are the same (``tests/test_widgets.py``)."""
+
+    def __init__(self, figure, renderers: dict):
+        super().__init__(figure)
+        self._renderers = renderers
+
+    def get_renderer(self):
+        w, h = self.get_width_height(physical=True)
+        key = (w, h, self.figure.dpi)
+        if key not in self._renderers:
+            self._renderers[key] = RendererAgg(w, h, self.figure.dpi)
+        self.renderer = self._renderers[key]
+        return self.renderer
+
+
+def render_png(fig, dpi: int = COLUMN_DPI, *, renderers: dict | None = None) -> bytes:
+    """PNG bytes of a matplotlib figure, which is then closed; ``renderers``, a dict kept by the
+    caller, lets figures of the same size share Agg renderers (:class:`_FrameCanvas`)."""
+    if renderers is not None:
+        _FrameCanvas(fig, renderers)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
     plt.close(fig)
@@ -92,10 +118,10 @@ def precomputed_explorer(draw: Callable[..., object], grid: Mapping[str, Sequenc
     grid = _check_grid(grid)
     names = list(grid)
     points = list(itertools.product(*(range(len(v)) for v in grid.values())))
-    frames = {}
+    frames, renderers = {}, {}
     for point in points:
         params = {name: grid[name][i] for name, i in zip(names, point)}
-        frames[point] = render_png(draw(**params), dpi=dpi)
+        frames[point] = render_png(draw(**params), dpi=dpi, renderers=renderers)
 
     sliders = _sliders(grid, initial)
     stacks_at_level: list[list[widgets.Stack]] = [[] for _ in names]

@@ -34,6 +34,28 @@ def test_precomputed_explorer_holds_every_frame():
     assert bytes(inner.children[0].value) != bytes(inner.children[2].value)
 
 
+def _log_frame(i):
+    """A frame with mathtext tick labels (log axes) and title, as the hpt explorers draw."""
+    fig, ax = plt.subplots(figsize=(3, 2))
+    ax.loglog([1e-3, 1e-2, 1e-1, 1], np.array([4.0, 2.0, 1.0, 3.0]) * (1 + 0.1 * i), "o-")
+    ax.set(title=f"ReLU$^2$, frame {i}", xlabel=r"$\eta$")
+    return fig
+
+
+def test_shared_renderers_draw_the_same_pixels():
+    before = set(plt.get_fignums())
+    alone = [widgets.render_png(_log_frame(i % 3)) for i in range(6)]
+    renderers = {}
+    shared = [widgets.render_png(_log_frame(i % 3), renderers=renderers) for i in range(6)]
+    assert shared == alone
+    # the six frames shared one renderer per size drawn (two when cropping measures the figure
+    # first, as under the book's style), not one or two each
+    assert 1 <= len(renderers) <= 2
+    assert set(plt.get_fignums()) == before  # every frame's figure is closed
+    # control: the comparison sees a change of data
+    assert alone[0] != alone[1]
+
+
 def test_live_explorer_redraws():
     box = widgets.live_explorer(_draw, {"a": [1, 2], "b": ["x"]})
     slider = box.children[0]
