@@ -1,6 +1,8 @@
 """Which chapters book/_ext/parallel_execution.py executes before Sphinx reads them, in which order."""
 
 import sys
+
+import pytest
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -83,3 +85,55 @@ def test_excluded_and_non_cache_chapters_are_left_to_myst_nb(tmp_path):
     off.write_text(HEADER.replace("kernelspec:", "mystnb:\n  execution_mode: 'off'\nkernelspec:")
                    + "# off\n\n```{code-cell} ipython3\nx = 3\n```\n", encoding="utf8")
     assert pending_names(env_for(tmp_path), ["off", "b"]) == ["b"]
+
+
+def executed(path: Path, worker) -> tuple:
+    """Execute the chapter at ``path`` with ``worker`` as the pool would; returns its result."""
+    import jupytext
+    nb = jupytext.read(path)
+    return worker.execute(SimpleNamespace(nb=nb, uri=str(path)), SimpleNamespace(timeout=120, allow_errors=False))
+
+
+LEAKY = """import os, warnings, matplotlib, torch, numpy as np
+print(os.getpid(), torch.rand(1).item())
+leaked = 1
+matplotlib.rcParams["lines.linewidth"] = 9.0
+torch.set_num_threads(3)
+torch.set_default_dtype(torch.float64)
+warnings.simplefilter("ignore")
+np.set_printoptions(precision=2)
+os.chdir("/")"""
+
+CLEAN = """import os, warnings, matplotlib, torch, numpy as np
+assert "leaked" not in globals(), "a name of the chapter before is still defined"
+assert matplotlib.rcParams["lines.linewidth"] != 9.0
+assert torch.get_num_threads() != 3 and torch.get_default_dtype() == torch.float32
+assert ("ignore", None, Warning, None, 0) not in warnings.filters
+assert np.get_printoptions()["precision"] == 8
+assert os.getcwd() == {cwd!r}
+print(os.getpid(), torch.rand(1).item())"""
+
+
+def test_a_reused_kernel_is_reset_between_chapters(tmp_path):
+    worker = parallel_execution.ReusedKernelWorker()
+    try:
+        first = executed(chapter(tmp_path, "first", LEAKY), worker)
+        second = executed(chapter(tmp_path, "second", CLEAN.format(cwd=str(tmp_path))), worker)
+        assert first.err is None and second.err is None, second.exc_string
+        out = [r.nb.cells[-1].outputs[0]["text"].split() for r in (first, second)]
+        assert out[0][0] == out[1][0]      # one kernel process for both
+        assert out[0][1] == out[1][1]      # torch's global generator as a fresh kernel has it
+        assert second.nb.cells[-1].execution_count == 1
+        # control: the same chapter in the same kernel, without the reset, sees the leaks
+        executed(chapter(tmp_path, "again", LEAKY), worker)
+        import jupytext
+        from nbclient import NotebookClient
+        from nbclient.exceptions import CellExecutionError
+        nb = jupytext.read(chapter(tmp_path, "unreset", CLEAN.format(cwd=str(tmp_path))))
+        client = NotebookClient(nb, km=parallel_execution._kernel, timeout=120)
+        with pytest.raises(CellExecutionError, match="still defined"):
+            client.execute()
+        client.kc.stop_channels()
+    finally:
+        parallel_execution._shutdown()
+        parallel_execution._kernel = None
