@@ -137,3 +137,22 @@ def test_a_reused_kernel_is_reset_between_chapters(tmp_path):
     finally:
         parallel_execution._shutdown()
         parallel_execution._kernel = None
+
+
+def test_a_chapter_executed_in_the_pool_is_found_in_the_cache(tmp_path):
+    """myst-nb looks the chapter up by its code: the worker must store it under that key."""
+    from jupyter_cache.executors.basic import ProcessData
+    env = env_for(tmp_path)
+    path = chapter(tmp_path, "one", "x = 1\nprint(x)")
+    cache, pending = parallel_execution._pending(None, env, ["one"])
+    (record, _), = pending
+    try:
+        status, _ = parallel_execution.ReusedKernelWorker()(ProcessData(record.pk, record.uri, cache, 120, False))
+    finally:
+        parallel_execution._shutdown()
+        parallel_execution._kernel = None
+    assert status == 0
+    content = path.read_text(encoding="utf8")
+    nb = create_nb_reader(str(path), env.myst_config, env.mystnb_config, content).read(content)
+    cache.match_cache_notebook(nb)  # raises KeyError when the stored notebook has another key
+    assert pending_names(env, ["one"]) == []

@@ -154,7 +154,8 @@ class ReusedKernelWorker(ExecutionWorkerLocalMProc):
         kernel = _fresh_kernel(nb.metadata.get("kernelspec", {}).get("name", "python3"), cwd)
         client = NotebookClient(nb, km=kernel, resources={"metadata": {"path": cwd}},
                                 timeout=meta.get("timeout", data.timeout),
-                                allow_errors=meta.get("allow_errors", data.allow_errors))
+                                allow_errors=meta.get("allow_errors", data.allow_errors),
+                                record_timing=False)   # cell timings would change the cache's key
         error = exc_string = None
         timer = Timer()
         try:
