@@ -1,16 +1,20 @@
-"""Which chapters book/_ext/parallel_execution.py executes before Sphinx reads them, in which order."""
+"""Which chapters book/_ext/parallel_execution.py executes before Sphinx reads them, in which order,
+and in which kernel."""
 
 import sys
-
-import pytest
 from pathlib import Path
 from types import SimpleNamespace
 
+import jupytext
+import pytest
 from jupyter_cache import get_cache
 from jupyter_cache.base import CacheBundleIn
+from jupyter_cache.executors.basic import ProcessData
 from myst_nb.core.config import NbParserConfig
 from myst_nb.core.read import create_nb_reader
 from myst_parser.config.main import MdParserConfig
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "book" / "_ext"))
@@ -89,12 +93,13 @@ def test_excluded_and_non_cache_chapters_are_left_to_myst_nb(tmp_path):
 
 def executed(path: Path, worker) -> tuple:
     """Execute the chapter at ``path`` with ``worker`` as the pool would; returns its result."""
-    import jupytext
     nb = jupytext.read(path)
     return worker.execute(SimpleNamespace(nb=nb, uri=str(path)), SimpleNamespace(timeout=120, allow_errors=False))
 
 
 LEAKY = """import os, warnings, matplotlib, torch, numpy as np
+import matplotlib.pyplot as plt
+plt.plot([1, 2])
 print(os.getpid(), torch.rand(1).item())
 leaked = 1
 matplotlib.rcParams["lines.linewidth"] = 9.0
@@ -111,6 +116,8 @@ assert torch.get_num_threads() != 3 and torch.get_default_dtype() == torch.float
 assert ("ignore", None, Warning, None, 0) not in warnings.filters
 assert np.get_printoptions()["precision"] == 8
 assert os.getcwd() == {cwd!r}
+import matplotlib.pyplot as plt
+plt.plot([1, 2])
 print(os.getpid(), torch.rand(1).item())"""
 
 
@@ -121,27 +128,29 @@ def test_a_reused_kernel_is_reset_between_chapters(tmp_path):
         second = executed(chapter(tmp_path, "second", CLEAN.format(cwd=str(tmp_path))), worker)
         assert first.err is None and second.err is None, second.exc_string
         out = [r.nb.cells[-1].outputs[0]["text"].split() for r in (first, second)]
+        # both show their figure (the inline backend still draws after a reset)
+        assert all("image/png" in r.nb.cells[-1].outputs[-1].get("data", {}) for r in (first, second))
         assert out[0][0] == out[1][0]      # one kernel process for both
         assert out[0][1] == out[1][1]      # torch's global generator as a fresh kernel has it
         assert second.nb.cells[-1].execution_count == 1
         # control: the same chapter in the same kernel, without the reset, sees the leaks
         executed(chapter(tmp_path, "again", LEAKY), worker)
-        import jupytext
-        from nbclient import NotebookClient
-        from nbclient.exceptions import CellExecutionError
         nb = jupytext.read(chapter(tmp_path, "unreset", CLEAN.format(cwd=str(tmp_path))))
         client = NotebookClient(nb, km=parallel_execution._kernel, timeout=120)
         with pytest.raises(CellExecutionError, match="still defined"):
             client.execute()
         client.kc.stop_channels()
+        # a chapter that fails takes its kernel with it: the next one gets a fresh kernel
+        failing = executed(chapter(tmp_path, "failing", "raise RuntimeError('broken')"), worker)
+        assert failing.err is not None and parallel_execution._kernel is None
+        after = executed(chapter(tmp_path, "after", "import os\nprint(os.getpid())"), worker)
+        assert after.err is None and after.nb.cells[-1].outputs[0]["text"].split()[0] != out[0][0]
     finally:
         parallel_execution._shutdown()
-        parallel_execution._kernel = None
 
 
 def test_a_chapter_executed_in_the_pool_is_found_in_the_cache(tmp_path):
     """myst-nb looks the chapter up by its code: the worker must store it under that key."""
-    from jupyter_cache.executors.basic import ProcessData
     env = env_for(tmp_path)
     path = chapter(tmp_path, "one", "x = 1\nprint(x)")
     cache, pending = parallel_execution._pending(None, env, ["one"])
@@ -150,7 +159,6 @@ def test_a_chapter_executed_in_the_pool_is_found_in_the_cache(tmp_path):
         status, _ = parallel_execution.ReusedKernelWorker()(ProcessData(record.pk, record.uri, cache, 120, False))
     finally:
         parallel_execution._shutdown()
-        parallel_execution._kernel = None
     assert status == 0
     content = path.read_text(encoding="utf8")
     nb = create_nb_reader(str(path), env.myst_config, env.mystnb_config, content).read(content)

@@ -97,7 +97,9 @@ import matplotlib, matplotlib.pyplot, numpy, torch
 start = sys.modules.get("_chapter_start")
 if start is None:
     start = sys.modules["_chapter_start"] = types.ModuleType("_chapter_start")
-    start.rc = {k: v for k, v in matplotlib.rcParams.items() if k != "backend"}
+    # not the two the kernel's matplotlib integration sets when a chapter first draws: restoring
+    # "interactive" to its value before that would stop the inline backend showing figures
+    start.rc = {k: v for k, v in matplotlib.rcParams.items() if k not in ("backend", "interactive")}
     start.threads, start.dtype = torch.get_num_threads(), torch.get_default_dtype()
     start.rng = torch.random.get_rng_state()
     start.filters, start.printoptions = list(warnings.filters), numpy.get_printoptions()
@@ -109,6 +111,7 @@ else:
     torch.set_default_dtype(start.dtype)
     torch.set_grad_enabled(True)
     torch.random.set_rng_state(start.rng)
+    warnings.resetwarnings()   # also forgets which warnings were shown once
     warnings.filters[:] = start.filters
     numpy.set_printoptions(**start.printoptions)
     gc.collect()
@@ -118,8 +121,11 @@ _kernel: AsyncKernelManager | None = None  # this worker's kernel, kept between 
 
 
 def _shutdown() -> None:
+    """Stop this process's kernel (the next chapter starts a fresh one)."""
+    global _kernel
     if _kernel is not None and run_sync(_kernel.is_alive)():
         run_sync(_kernel.shutdown_kernel)(now=True)
+    _kernel = None
 
 
 def _fresh_kernel(name: str, cwd: str) -> AsyncKernelManager:
@@ -157,15 +163,18 @@ class ReusedKernelWorker(ExecutionWorkerLocalMProc):
                                 allow_errors=meta.get("allow_errors", data.allow_errors),
                                 record_timing=False)   # cell timings would change the cache's key
         error = exc_string = None
-        timer = Timer()
+        timer, failed = Timer(), True
         try:
             with timer:
                 client.execute()
+            failed = False
         except (CellExecutionError, CellTimeoutError) as err:
             error, exc_string = err, traceback.format_exc()
         finally:
             if client.kc is not None:
                 client.kc.stop_channels()
+            if failed:
+                _shutdown()   # a failed chapter may leave its kernel busy or broken: not reused
         return ExecutionResult(nb, cwd, timer.last_split, error, exc_string)
 
 
