@@ -13,7 +13,7 @@ import argparse
 from dataclasses import replace
 
 import torch
-from timing import devices, report_devices, seconds, timed
+from timing import devices, report_devices, seconds, threads_option, timed, use_threads
 from tqdm.auto import tqdm
 
 import damlib
@@ -28,10 +28,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--activation", default="relu")
     ap.add_argument("--optimizer", default="sgd")
-    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    threads_option(ap)
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     dev = damlib.device()
     setup = dm.proportional(args.D, activation=args.activation, optimizer=args.optimizer)
     lrs = replace(dm.sweep_plan(), n_lr=args.lrs).lrs(args.optimizer)

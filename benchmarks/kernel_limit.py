@@ -20,7 +20,7 @@ import argparse
 from collections import Counter
 
 import torch
-from timing import devices, seconds
+from timing import devices, seconds, threads_option, use_threads
 from torch.utils.flop_counter import FlopCounterMode
 
 import damlib
@@ -83,12 +83,13 @@ def report(what: str, rates: dict[str, float]) -> None:
     print(f"{what:34s} {achieved:7.1f} GFLOP/s  {parts}")
 
 
-def hpt_sweep(D: int, steps: int, device: torch.device, *, drop: bool = False):
-    """The sweep as a call, and its bmm shapes. Without ``drop`` every run is computed to the end,
-    the diverged ones too: the kernel on the full batch; with it, as in the book, the diverged runs
-    are dropped from the batch (the same numbers, less work)."""
-    setup = dm.proportional(D, activation="relu", optimizer="sgd")
-    lrs = dm.sweep_plan().lrs("sgd")
+def hpt_sweep(D: int, steps: int, device: torch.device, *, drop: bool = False, optimizer: str = "sgd"):
+    """The sweep (ReLU, 13 learning rates x 3 seeds, D = K = B, final loss only) as a call, and its
+    bmm shapes. Without ``drop`` every run is computed to the end, the diverged ones too: the
+    kernel on the full batch; with it, as in the book, the diverged runs are dropped from the batch
+    (the same numbers, less work)."""
+    setup = dm.proportional(D, activation="relu", optimizer=optimizer)
+    lrs = dm.sweep_plan().lrs(optimizer)
     seeds = 3
 
     def work():
@@ -119,11 +120,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256])
     ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    threads_option(ap)
     ap.add_argument("--rounds", type=int, default=5, help="timings of each work; the best is kept")
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     for device in devices():
         mm = (*mm_work(device), 5)
         print(f"device={device} threads={torch.get_num_threads()} (best of {args.rounds} timings each)")

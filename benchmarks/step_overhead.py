@@ -15,34 +15,24 @@ from __future__ import annotations
 import argparse
 
 import torch
-from timing import devices, seconds
-
-from damlib import denseam as dm
-
-
-def sweep(D: int, optimizer: str, steps: int, device: torch.device):
-    """One sweep of ``steps`` steps at ``D = K = B``, as a call (every run computed, final loss only)."""
-    setup = dm.proportional(D, activation="relu", optimizer=optimizer)
-    lrs = dm.sweep_plan().lrs(optimizer)
-    return lambda: dm.Trainer(setup, lrs, 3, device=device).run(
-        steps, log_every=steps, progress=False, drop_every=None)
+from kernel_limit import hpt_sweep
+from timing import devices, seconds, threads_option, use_threads
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[2, 16, 32, 64, 128])
     ap.add_argument("--steps", type=int, default=200)
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (the book's chapters use 1)")
+    threads_option(ap, default=1)  # the book's chapters use one
     ap.add_argument("--rounds", type=int, default=3, help="timings of each sweep; the best is kept")
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     for device in devices():
         print(f"{device}, {torch.get_num_threads()} threads, {args.steps} steps, 39 runs:")
         for optimizer in ("sgd", "adam"):
             per_step = {}
             for D in args.sizes:
-                work = sweep(D, optimizer, args.steps, device)
+                work, _ = hpt_sweep(D, args.steps, device, optimizer=optimizer)
                 per_step[D] = min(seconds(work, device) for _ in range(args.rounds)) / args.steps
             fixed = per_step[min(args.sizes)]
             for D, t in per_step.items():

@@ -39,6 +39,17 @@ def seconds(fn: Callable[[], object], device: torch.device, *, repeat: int = 1, 
     return timed(fn, device, repeat=repeat, warmup=warmup)[0]
 
 
+def threads_option(ap, default: int = 0) -> None:
+    """Add the benchmarks' ``--threads`` option to the parser ``ap``; :func:`use_threads` applies it."""
+    ap.add_argument("--threads", type=int, default=default, help="torch CPU threads (0: torch's default)")
+
+
+def use_threads(threads: int) -> None:
+    """Set torch's CPU threads to ``threads`` (0 keeps torch's default)."""
+    if threads:
+        torch.set_num_threads(threads)
+
+
 def devices() -> list[torch.device]:
     """The devices to compare: the CPU, and ``cuda`` when this torch build sees a GPU."""
     return [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])

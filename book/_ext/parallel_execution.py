@@ -21,8 +21,8 @@ in one interpreter: starting a kernel and importing torch, matplotlib and damlib
 and what a chapter may set process-wide (matplotlib's rcParams, torch's thread count, default dtype,
 gradient mode and global generator, the warning filters, numpy's print options, the working
 directory) is restored to what it was before the first chapter. Nothing else is shared: damlib
-keeps no caches. A kernel that dies is replaced; ``parallel_execution_reuse_kernels = False``
-starts a fresh kernel for every chapter.
+keeps no caches. A kernel that dies, or whose chapter fails, is replaced;
+``parallel_execution_reuse_kernels = False`` starts a fresh kernel for every chapter.
 
 A chapter that fails here is not cached; myst-nb then executes it again as it would without this
 extension, and reports the error with its traceback. ``parallel_execution_jobs = 1`` turns the
@@ -152,7 +152,12 @@ def _fresh_kernel(name: str, cwd: str) -> AsyncKernelManager:
 
 class ReusedKernelWorker(ExecutionWorkerLocalMProc):
     """jupyter-cache's worker, executing in this process's kernel (:func:`_fresh_kernel`); the
-    chapter's time excludes the kernel's start and reset."""
+    chapter's time excludes the kernel's start and reset.
+
+    :meth:`execute` is jupyter-cache's ``single_nb_execution`` (the notebook's own limits, the timer,
+    the cell errors) with the kernel passed in; it is written out because a client given a kernel it
+    does not own leaves its channels, heartbeat thread included, open after the notebook, and
+    ``single_nb_execution`` gives no handle on its client to close them."""
 
     def execute(self, project_nb, data):
         nb, cwd = project_nb.nb, str(Path(project_nb.uri).parent)
