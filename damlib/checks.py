@@ -257,6 +257,11 @@ class Watch:
 
     ``watch.see(step, tensor, what)`` costs one reduction and no host synchronisation; ``watch.check()``
     (at a checkpoint or at the end) raises :class:`DivergenceError` with the earliest bad step.
+
+    A tensor is bad when its sum is not finite: when an entry is NaN or inf, or when its finite
+    entries are so large that their sum overflows (a state far past divergence). The sum reads the
+    tensor once and makes no temporary of its size, where ``isfinite(t).all()`` makes three: 12
+    against 170 us for a (80, 784) float32 tensor, one thread.
     """
 
     def __init__(self, device: torch.device | str | None = None):
@@ -268,7 +273,7 @@ class Watch:
 
     def see(self, step, tensor: torch.Tensor, what: str = "state") -> None:
         """Record ``step`` (an int or a 0-d long tensor) as ``what``'s first bad step if it is the first."""
-        bad = ~torch.isfinite(tensor).all()
+        bad = ~torch.isfinite(tensor.sum())
         first = self.first.get(what)
         if first is None:
             first = torch.full((), -1, dtype=torch.long, device=tensor.device)
@@ -278,7 +283,7 @@ class Watch:
         """:meth:`see` for ``k`` consecutive steps at once: ``tensors[i] (k, ...)`` is the value at step
         ``start + i`` (one reduction for the block, the same first bad step as ``k`` calls)."""
         k = tensors.shape[0]
-        bad = ~torch.isfinite(tensors).flatten(1).all(-1)                              # (k,)
+        bad = ~torch.isfinite(tensors.flatten(1).sum(-1))                              # (k,)
         index = torch.where(bad, torch.arange(k, device=bad.device), k).min()
         first = self.first.get(what)
         if first is None:

@@ -119,3 +119,14 @@ def test_coarse_mnist():
         data.coarse_mnist(images, 5)
     with pytest.raises(ValueError, match="equal"):
         data.coarse_mnist(torch.ones(3, 784), 4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.long])
+def test_take_rows_is_advanced_indexing(dtype):
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(50, 7, generator=g) * 100).to(dtype)
+    idx = torch.randint(50, (80,), generator=g)        # repeats, as a mini-batch drawn with replacement
+    assert torch.equal(data._take_rows(x, idx), x[idx])
+    assert torch.equal(data._take_rows(x[:, 0], idx), x[:, 0][idx])  # labels (n,)
+    # control: the comparison tells another selection apart
+    assert not torch.equal(data._take_rows(x, idx.flip(0)), x[idx])

@@ -207,3 +207,19 @@ def test_watch_of_a_block_of_steps_is_the_watch_of_each_step():
     clean.see_steps(10, torch.ones(4, 3), "x")
     clean.check()
 
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_watch_sees_a_single_bad_entry(dtype, bad):
+    big = torch.finfo(dtype).max
+    watch = checks.Watch()
+    x = torch.rand(50, 40, dtype=dtype, generator=torch.Generator().manual_seed(0))
+    x[0, 0], x[1, 0] = big, -big                       # the largest finite entries of both signs
+    watch.see(1, x, "x")
+    watch.check()                                      # control: finite, however large
+    x[17, 3] = bad
+    watch.see(2, x, "x")
+    with pytest.raises(DivergenceError) as err:
+        watch.check()
+    assert err.value.step == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from .. import checks
+from ..data import _take_rows
 from ..optim import BatchedAdam
 
 
@@ -89,8 +90,8 @@ def train_kh(
     tgt = 2 * torch.nn.functional.one_hot(y, n_classes).to(v.dtype) - 1
     for step in range(1, steps + 1):
         idx = torch.randint(len(v), (batch_size,), generator=generator, device=generator.device).to(v.device)
-        out = _kh_outputs(xi, v[idx], power, temperature)
-        value = ((out - tgt[idx]) ** (2 * loss_power)).sum(-1).mean()
+        out = _kh_outputs(xi, _take_rows(v, idx), power, temperature)
+        value = ((out - _take_rows(tgt, idx)) ** (2 * loss_power)).sum(-1).mean()
         (grad,) = torch.autograd.grad(value, xi)
         opt.step([grad])
         with torch.no_grad():

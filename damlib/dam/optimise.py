@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .. import checks
+from ..data import _take_rows
 from ..optim import BatchedAdam
 from ..progress import bar
 from ..train import check_record
@@ -176,7 +177,7 @@ def train(
             idx = torch.randint(len(x), (batch_size,), generator=generator, device=generator.device).to(
                 x.device
             )
-            xb, yb = x[idx], y[idx]
+            xb, yb = _take_rows(x, idx), _take_rows(y, idx)
         else:
             xb, yb = x, y
         gw, ga = _gradient(DAM._unchecked(w, a, model.beta), xb, yb, smoothing)

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from .. import checks
+from ..data import _take_rows
 from .model import DAM, _check_data, _normalise, _score_parts, check_single, loss, make_model, overlaps, project
 from .splitting import split_memories, splitting_directions
 
@@ -119,7 +120,7 @@ def _fit(run: Run, opt: SMD, x, y, x_val, y_val, *, epochs: int, batch_size: int
         order = torch.randperm(len(x), generator=generator, device=generator.device).to(x.device)
         for i in range(0, len(x), batch_size):
             idx = order[i:i + batch_size]
-            run.model = opt.step(run.model, x[idx], y[idx], smoothing=smoothing)
+            run.model = opt.step(run.model, _take_rows(x, idx), _take_rows(y, idx), smoothing=smoothing)
         work = len(x) * run.model.n_memories
         opt.watch.check()
         if x_val is not None:

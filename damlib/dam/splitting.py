@@ -22,6 +22,7 @@ import scipy.linalg
 import torch
 
 from .. import checks
+from ..data import _take_rows
 from .model import DAM, _check_data, _normalise, check_single, overlaps, project, residuals
 from .optimise import History, train
 
@@ -353,7 +354,7 @@ def grow_by_splitting(
             idx = torch.randperm(len(x), generator=generator, device=generator.device)[:split_batch].to(
                 x.device
             )
-            xs, ys = x[idx], y[idx]
+            xs, ys = _take_rows(x, idx), _take_rows(y, idx)
         else:
             xs, ys = x, y
         vals, dirs = splitting_directions(
