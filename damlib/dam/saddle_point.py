@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from .. import checks
+from ..data import _take_rows
 from .model import DAM, _check_data, _normalise, check_single, overlaps
 
 
@@ -33,7 +34,7 @@ def saddle_point_iteration(
     for it in range(max_iter):
         s = model.beta * overlaps(w, x)  # (n, P)
         log_g = torch.where(g > 0, g, torch.ones_like(g)).log().masked_fill(g <= 0, float("-inf"))
-        sigma = (s + log_g.T[y]).softmax(-1)  # (n, P)
+        sigma = (s + _take_rows(log_g.T.contiguous(), y)).softmax(-1)  # (n, P)
         xbar = sigma.T @ x / len(x)
         new_w = _normalise(xbar)
         g = (sigma.T @ onehot) / len(x)  # ybar, sums to 1
