@@ -29,6 +29,7 @@ import itertools
 from collections.abc import Callable, Mapping, Sequence
 
 import ipywidgets as widgets
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -82,13 +83,20 @@ class _FrameCanvas(FigureCanvasAgg):
         return self.renderer
 
 
-def render_png(fig, dpi: int = COLUMN_DPI, *, renderers: dict | None = None) -> bytes:
-    """PNG bytes of a matplotlib figure, which is then closed; ``renderers``, a dict kept by the
-    caller, lets figures of the same size share Agg renderers (:class:`_FrameCanvas`)."""
+def render_png(fig, dpi: int = COLUMN_DPI, *, renderers: dict | None = None, crop: bool = True) -> bytes:
+    """PNG bytes of a matplotlib figure, which is then closed.
+
+    ``crop``: cut the image to the drawn artists plus savefig's padding (bbox "tight", as the
+    inline backend shows a figure: a 7-inch figure comes out about 683 px wide at 96 dpi);
+    ``crop=False``: the figure's own size (exactly 672 px, the column), one pass over the figure
+    fewer, for figures whose layout engine keeps every artist inside them. ``renderers``, a dict
+    kept by the caller, lets figures of the same size share Agg renderers (:class:`_FrameCanvas`).
+    """
     if renderers is not None:
         _FrameCanvas(fig, renderers)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
+    with matplotlib.rc_context({"savefig.bbox": "tight" if crop else "standard"}):
+        fig.savefig(buffer, format="png", dpi=dpi)
     plt.close(fig)
     return buffer.getvalue()
 
@@ -114,6 +122,10 @@ def precomputed_explorer(draw: Callable[..., object], grid: Mapping[str, Sequenc
 
     ``draw(**params)`` is called once for every point of the grid (product of the values) and
     must return a matplotlib figure. ``initial`` names the starting value of some parameters.
+
+    The frames keep the figure's size (:func:`render_png` with ``crop=False``): a figure of the
+    column's width fits the column, every frame of the explorer has the same size, and the
+    layout engine (constrained layout, under the book's style) keeps the drawing inside it.
     """
     grid = _check_grid(grid)
     names = list(grid)
@@ -121,7 +133,7 @@ def precomputed_explorer(draw: Callable[..., object], grid: Mapping[str, Sequenc
     frames, renderers = {}, {}
     for point in points:
         params = {name: grid[name][i] for name, i in zip(names, point)}
-        frames[point] = render_png(draw(**params), dpi=dpi, renderers=renderers)
+        frames[point] = render_png(draw(**params), dpi=dpi, renderers=renderers, crop=False)
 
     sliders = _sliders(grid, initial)
     stacks_at_level: list[list[widgets.Stack]] = [[] for _ in names]

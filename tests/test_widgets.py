@@ -1,3 +1,6 @@
+import io
+
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -146,3 +149,51 @@ def test_transfer_explorer_static_and_live():
         widgets.transfer_explorer([4], {})
     with pytest.raises(ValueError, match="histories"):
         widgets.transfer_explorer([4, 8], {"linear": make}, histories={"linear": []})
+
+
+def _inside(fig) -> bool:
+    """Whether every drawn artist of ``fig`` lies inside the figure (nothing cut when uncropped)."""
+    fig.canvas.draw()
+    box = fig.get_tightbbox(fig.canvas.get_renderer())
+    w, h = fig.get_size_inches()
+    return box.x0 >= -1e-9 and box.y0 >= -1e-9 and box.x1 <= w + 1e-9 and box.y1 <= h + 1e-9
+
+
+def _book_frames():
+    """One frame of each of the book's explorers, drawn under the book's style."""
+    from damlib import dam, train
+    from damlib import denseam as dm
+    from damlib.plotting import gd as gd_plots
+    from damlib.plotting import hpt as hpt_plots
+
+    state = train.plane_states([0.5], [0.75], [1.0], steps=3, resolution=6)[(0.5, 0.75, 1.0)]
+    gd_plots.draw_plane(state, title=r"$\alpha$=0.5, $p_1$=0.75, $\eta$=1")
+    yield "plane", plt.gcf()
+    x, y = _tiny_digits()
+    models = dam.models_over_beta(x, y, [1.0, 8.0], steps=20, lr=0.05)
+    yield "saddle", draw_saddle(dam.saddle_states(models, x, y)[-1])
+    sweeps = [dm.sweep(dm.proportional(D), [0.01, 0.1], seeds=1, steps=3, progress=False) for D in (4, 8)]
+    yield "transfer", hpt_plots.draw_transfer(sweeps, [4, 8], 1, title="ReLU$^2$, SGD, proportional scales")
+
+
+def test_explorer_frames_keep_the_figure_size_and_lose_nothing():
+    from PIL import Image as PILImage
+
+    from damlib.plotting import use_style
+    from damlib.plotting.style import COLUMN_DPI
+
+    with matplotlib.rc_context():
+        use_style()
+        for name, fig in _book_frames():
+            assert _inside(fig), f"the {name} explorer draws outside its figure: an uncropped frame cuts it"
+            size = fig.get_size_inches() * COLUMN_DPI
+            got = PILImage.open(io.BytesIO(widgets.render_png(fig, crop=False))).size
+            assert all(abs(g - s) < 1 for g, s in zip(got, size)), (name, got, size)   # to the pixel
+        # control: a legend put outside the axes is outside the figure, and the check sees it
+        fig, ax = plt.subplots(figsize=(3, 2))
+        ax.plot([0, 1], label="a long legend entry")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.05, 1.0))
+        fig.set_layout_engine("none")
+        assert not _inside(fig)
+        cropped = PILImage.open(io.BytesIO(widgets.render_png(fig))).size
+        assert cropped[0] > 3 * COLUMN_DPI          # the crop keeps the legend, the figure size would not
