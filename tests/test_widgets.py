@@ -51,8 +51,8 @@ def test_shared_renderers_draw_the_same_pixels():
     renderers = {}
     shared = [widgets.render_png(_log_frame(i % 3), renderers=renderers) for i in range(6)]
     assert shared == alone
-    # the six frames shared one renderer per size drawn (two when cropping measures the figure
-    # first, as under the book's style), not one or two each
+    # the six frames shared one renderer per size drawn (two: the crop measures the figure
+    # first), not one or two each
     assert 1 <= len(renderers) <= 2
     assert set(plt.get_fignums()) == before  # every frame's figure is closed
     # control: the comparison sees a change of data

@@ -1,8 +1,8 @@
 """Write the HTML pages in several processes once every page is read.
 
 jupyter-book 1.x builds with Sphinx's serial writer (its command line has no ``-j``), so after the
-chapters are executed and read, the pages are resolved and written one at a time on one core:
-about 10 s of the cold book build on two cores, the theme's navigation for each page most of it.
+chapters are executed and read, the pages are written one at a time on one core (a third of it the
+theme's navigation of each page), while the other core has nothing left to do.
 At ``env-updated`` (after reading, before Sphinx decides how to write) this extension asks for
 ``parallel_write_jobs`` writer processes (default: the number of CPU cores). Reading stays serial:
 chapters are executed by ``parallel_execution``, and Sphinx's parallel reader would fork the
