@@ -20,8 +20,10 @@ in one interpreter: starting a kernel and importing torch, matplotlib and damlib
 (:data:`RESET`): its namespace, output history and execution count are reset, its figures closed,
 and what a chapter may set process-wide (matplotlib's rcParams, torch's thread count, default dtype,
 gradient mode and global generator, the warning filters, numpy's print options, the working
-directory) is restored to what it was before the first chapter. Nothing else is shared: damlib
-keeps no caches. A kernel that dies, or whose chapter fails, is replaced;
+directory) is restored to what it was before the first chapter. What is then alive, the modules
+imported so far and their state, is frozen out of the garbage collector's passes (``gc.freeze``):
+every full collection of a chapter traversed it again, about a second of each chapter. Nothing
+else is shared: damlib keeps no caches. A kernel that dies, or whose chapter fails, is replaced;
 ``parallel_execution_reuse_kernels = False`` starts a fresh kernel for every chapter.
 
 A chapter that fails here is not cached; myst-nb then executes it again as it would without this
@@ -114,7 +116,13 @@ else:
     warnings.resetwarnings()   # also forgets which warnings were shown once
     warnings.filters[:] = start.filters
     numpy.set_printoptions(**start.printoptions)
-    gc.collect()
+# What is alive now is what the next chapter finds in any kernel (the modules imported so far and
+# their state): moved out of the collector's reach, it is not traversed again by every full
+# collection of the chapters to come, which took about a second of a chapter. A chapter's own
+# objects are collected as before; nothing frozen is the previous chapter's garbage, which is
+# collected first.
+gc.collect()
+gc.freeze()
 """
 
 _kernel: AsyncKernelManager | None = None  # this worker's kernel, kept between chapters
