@@ -21,14 +21,15 @@ def build(tmp_path: Path, name: str, **overrides) -> None:
 
 
 @pytest.fixture
-def keep_threshold():
+def python_default():
+    """Python's default thresholds during the test, the process's own after it."""
     saved = gc.get_threshold()
     gc.set_threshold(700, 10, 10)
-    yield saved
+    yield
     gc.set_threshold(*saved)
 
 
-def test_full_collections_are_rare_in_the_build(tmp_path, keep_threshold):
+def test_full_collections_are_rare_in_the_build(tmp_path, python_default):
     build(tmp_path, "default")
     assert gc.get_threshold() == (700, 10, 10_000)
     # control: 0 leaves Python's setting

@@ -116,12 +116,7 @@ else:
     warnings.resetwarnings()   # also forgets which warnings were shown once
     warnings.filters[:] = start.filters
     numpy.set_printoptions(**start.printoptions)
-# What is alive now is what the next chapter finds in any kernel (the modules imported so far and
-# their state): moved out of the collector's reach, it is not traversed again by every full
-# collection of the chapters to come, which took about a second of a chapter. A chapter's own
-# objects are collected as before; nothing frozen is the previous chapter's garbage, which is
-# collected first.
-gc.collect()
+gc.collect()   # the previous chapter's garbage first: only what is alive is frozen (see above)
 gc.freeze()
 """
 
