@@ -151,6 +151,28 @@ def test_a_reused_kernel_is_reset_between_chapters(tmp_path):
         parallel_execution._shutdown()
 
 
+def test_each_chapter_connects_once_without_waiting_for_quiet(tmp_path, monkeypatch):
+    """The client that resets the kernel executes the chapter: no client of its own for the notebook,
+    and no ``wait_for_ready``, whose last step waits 0.2 s for IOPub to be quiet (twice a chapter
+    before); the first output of a chapter still arrives."""
+    from jupyter_client.asynchronous.client import AsyncKernelClient
+    from jupyter_client.blocking.client import BlockingKernelClient
+
+    waits = []
+    for cls in (AsyncKernelClient, BlockingKernelClient):
+        original = cls.wait_for_ready
+        monkeypatch.setattr(cls, "wait_for_ready",
+                            lambda self, *a, _f=original, **k: (waits.append(self), _f(self, *a, **k))[1])
+    worker = parallel_execution.ReusedKernelWorker()
+    try:
+        for name in ("one", "two"):
+            result = executed(chapter(tmp_path, name, f"print({name!r})"), worker)
+            assert result.err is None and result.nb.cells[-1].outputs[0]["text"] == f"{name}\n"
+    finally:
+        parallel_execution._shutdown()
+    assert waits == []
+
+
 def test_a_chapter_executed_in_the_pool_is_found_in_the_cache(tmp_path):
     """myst-nb looks the chapter up by its code: the worker must store it under that key."""
     env = env_for(tmp_path)

@@ -37,8 +37,10 @@ import fnmatch
 import multiprocessing
 import multiprocessing.util
 import os
+import time
 import traceback
 from pathlib import Path
+from queue import Empty
 
 from jupyter_cache.executors.basic import ExecutionWorkerLocalMProc, ProcessData
 from jupyter_cache.executors.utils import ExecutionResult
@@ -131,56 +133,78 @@ def _shutdown() -> None:
     _kernel = None
 
 
-def _fresh_kernel(name: str, cwd: str) -> AsyncKernelManager:
-    """This process's kernel ``name``, started (or replaced, if it died or is another kernel) and
-    reset for a chapter in ``cwd``."""
+def _kernel_for(name: str, cwd: str) -> AsyncKernelManager:
+    """This process's kernel ``name``, started (in ``cwd``) if there is none, or replaced if it died
+    or is another kernel."""
     global _kernel
     if _kernel is None or _kernel.kernel_name != name or not run_sync(_kernel.is_alive)():
         _shutdown()
         _kernel = AsyncKernelManager(kernel_name=name)
         run_sync(_kernel.start_kernel)(cwd=cwd)
-    client = _kernel.blocking_client()
-    client.start_channels()
-    try:
-        client.wait_for_ready(timeout=60)
-        code = RESET + f"os.chdir({cwd!r})\n"
-        reply = client.execute_interactive(f"exec({code!r}, {{}})", silent=True,
-                                           store_history=False, timeout=60)
-        if reply["content"]["status"] != "ok":
-            raise RuntimeError(f"resetting the kernel failed: {reply['content'].get('evalue')}")
-    finally:
-        client.stop_channels()
     return _kernel
 
 
+async def _connect_and_reset(client, cwd: str, timeout: float = 60) -> None:
+    """Wait until the kernel answers ``client`` on both channels, then reset it for a chapter in
+    ``cwd`` (:data:`RESET`).
+
+    The wait is the client's ``wait_for_ready`` without its last step, which waits for IOPub to be
+    quiet for 0.2 s: nothing is there to flush, since every message of another request is told
+    apart by its parent (``execute_interactive`` and the notebook client both skip them)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        client.kernel_info()
+        try:
+            reply = await client.shell_channel.get_msg(timeout=1)
+            if reply["msg_type"] == "kernel_info_reply":
+                await client.iopub_channel.get_msg(timeout=0.2)   # IOPub connected: its status
+                break
+        except Empty:
+            pass
+        if not await client.is_alive():
+            raise RuntimeError("the kernel died before it answered")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the kernel did not answer in {timeout} s")
+    code = RESET + f"os.chdir({cwd!r})\n"
+    reply = await client.execute_interactive(f"exec({code!r}, {{}})", silent=True,
+                                             store_history=False, timeout=timeout)
+    if reply["content"]["status"] != "ok":
+        raise RuntimeError(f"resetting the kernel failed: {reply['content'].get('evalue')}")
+
+
 class ReusedKernelWorker(ExecutionWorkerLocalMProc):
-    """jupyter-cache's worker, executing in this process's kernel (:func:`_fresh_kernel`); the
-    chapter's time excludes the kernel's start and reset.
+    """jupyter-cache's worker, executing in this process's kernel (:func:`_kernel_for`), reset
+    first (:func:`_connect_and_reset`); the chapter's time excludes the kernel's start and reset.
 
     :meth:`execute` is jupyter-cache's ``single_nb_execution`` (the notebook's own limits, the timer,
     the cell errors) with the kernel passed in; it is written out because a client given a kernel it
     does not own leaves its channels, heartbeat thread included, open after the notebook, and
-    ``single_nb_execution`` gives no handle on its client to close them."""
+    ``single_nb_execution`` gives no handle on its client to close them. The notebook client is
+    given the client that reset the kernel, so that each chapter connects once."""
 
     def execute(self, project_nb, data):
         nb, cwd = project_nb.nb, str(Path(project_nb.uri).parent)
         meta = nb.metadata.get("execution", {})               # a chapter's own limits, as jupyter-cache
-        kernel = _fresh_kernel(nb.metadata.get("kernelspec", {}).get("name", "python3"), cwd)
-        client = NotebookClient(nb, km=kernel, resources={"metadata": {"path": cwd}},
-                                timeout=meta.get("timeout", data.timeout),
-                                allow_errors=meta.get("allow_errors", data.allow_errors),
-                                record_timing=False)   # cell timings would change the cache's key
+        kernel = _kernel_for(nb.metadata.get("kernelspec", {}).get("name", "python3"), cwd)
+        kc = kernel.client()
+        kc.allow_stdin = False                                # as the notebook client sets its own
+        kc.start_channels()
         error = exc_string = None
         timer, failed = Timer(), True
         try:
+            run_sync(_connect_and_reset)(kc, cwd)
+            client = NotebookClient(nb, km=kernel, resources={"metadata": {"path": cwd}},
+                                    timeout=meta.get("timeout", data.timeout),
+                                    allow_errors=meta.get("allow_errors", data.allow_errors),
+                                    record_timing=False)   # cell timings would change the cache's key
+            client.kc = kc                                    # it then starts no client of its own
             with timer:
                 client.execute()
             failed = False
         except (CellExecutionError, CellTimeoutError) as err:
             error, exc_string = err, traceback.format_exc()
         finally:
-            if client.kc is not None:
-                client.kc.stop_channels()
+            kc.stop_channels()
             if failed:
                 _shutdown()   # a failed chapter may leave its kernel busy or broken: not reused
         return ExecutionResult(nb, cwd, timer.last_split, error, exc_string)
