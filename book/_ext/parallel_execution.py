@@ -24,9 +24,10 @@ directory) is restored to what it was before the first chapter. What is then ali
 imported so far and their state, is frozen out of the garbage collector's passes (``gc.freeze``):
 every full collection of a chapter traversed it again, about a second of each chapter. One
 client does the reset and then executes the chapter, and it connects without ``wait_for_ready``'s
-last step, a wait for IOPub to be quiet for 0.2 s (with a client for each, 0.4 s of every chapter;
-now 0.03 s). Nothing else is shared: damlib keeps no caches. A kernel that dies, or whose chapter fails, is replaced;
-``parallel_execution_reuse_kernels = False`` starts a fresh kernel for every chapter.
+last step, a wait for IOPub to be quiet for 0.2 s (a client for each took 0.4 s of every chapter;
+one takes 0.03 s). Nothing else is shared: damlib keeps no caches. A kernel that dies, or whose
+chapter fails, is replaced; ``parallel_execution_reuse_kernels = False`` starts a fresh kernel for
+every chapter.
 
 A chapter that fails here is not cached; myst-nb then executes it again as it would without this
 extension, and reports the error with its traceback. ``parallel_execution_jobs = 1`` turns the
