@@ -159,10 +159,15 @@ def test_each_chapter_connects_once_without_waiting_for_quiet(tmp_path, monkeypa
     from jupyter_client.blocking.client import BlockingKernelClient
 
     waits = []
+
+    def counted(wait_for_ready):
+        def wrapper(self, *args, **kwargs):
+            waits.append(self)
+            return wait_for_ready(self, *args, **kwargs)
+        return wrapper
+
     for cls in (AsyncKernelClient, BlockingKernelClient):
-        original = cls.wait_for_ready
-        monkeypatch.setattr(cls, "wait_for_ready",
-                            lambda self, *a, _f=original, **k: (waits.append(self), _f(self, *a, **k))[1])
+        monkeypatch.setattr(cls, "wait_for_ready", counted(cls.wait_for_ready))
     worker = parallel_execution.ReusedKernelWorker()
     try:
         for name in ("one", "two"):

@@ -208,7 +208,6 @@ def test_watch_of_a_block_of_steps_is_the_watch_of_each_step():
     clean.check()
 
 
-
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
 def test_watch_sees_a_single_bad_entry(dtype, bad):
